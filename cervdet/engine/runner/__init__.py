@@ -1,0 +1,3 @@
+from .cervdet_runner import CervdetRunner
+
+__all__ = ['CervdetRunner']

@@ -1,0 +1,34 @@
+# CPU-sized FGD run: the CPU RetinaNet (configs/retinanet/retinanet_r18_fpn_
+# adam-cpu_...-512.py: narrow ResNet-18 from scratch, same data, input size and
+# schedule) as student <- the CPU teacher (full-width ResNet-18, 128-channel
+# FPN, teachers/retinanet_r18_fpn-128_adam-cpu_...-512.py). FGD's RetinaNet
+# weights on the five FPN levels, 1x1 align convs student -> 128 channels.
+# Runs in minutes on a CPU; what it reaches is in configs/fgd/README.md.
+_base_ = ['../retinanet/retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py']
+
+teacher_config = \
+    '{{ fileDirname }}/teachers/retinanet_r18_fpn-128_adam-cpu_cervical-mosaic-bethesda-512.py'  # noqa: E501
+teacher_ckpt = \
+    'work_dirs/retinanet_r18_fpn-128_adam-cpu_cervical-mosaic-bethesda-512/epoch_24.pth'  # noqa: E501
+fgd_loss = dict(
+    type='FGDLoss',
+    # follows the student config (its FPN width may be tuned there)
+    student_channels=_base_.model.neck.out_channels,
+    teacher_channels=128,
+    temp=0.5,
+    alpha_fgd=1e-3,
+    beta_fgd=5e-4,
+    gamma_fgd=1e-3,
+    lambda_fgd=5e-6)
+model = dict(
+    _delete_=True,
+    type='FGDDistiller',
+    student=_base_.model,
+    teacher_cfg=teacher_config,
+    teacher_ckpt=teacher_ckpt,
+    feature_pairs=[
+        dict(name=f'fpn{i}', student=f'neck.fpn_convs.{i}.conv',
+             teacher=f'neck.fpn_convs.{i}.conv', loss=fgd_loss)
+        for i in range(5)
+    ])
+custom_hooks = [dict(type='FGDDistillHook', warmup_iters=20)]

@@ -1,0 +1,5 @@
+# CPU ablation: stage 3 with the ranking loss only.
+_base_ = [
+    './pcn-retinanet_r18_fpn_rank-rcc_ft-adam-cpu_cervical-mosaic-bethesda-512.py'
+]
+model = dict(loss_rcc=None)

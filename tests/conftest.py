@@ -1,0 +1,110 @@
+"""Shared pytest fixtures of cervdet."""
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mmdet.utils import register_all_modules
+
+import cervdet  # noqa: F401  (registers cervdet's modules)
+
+register_all_modules(init_default_scope=False)
+
+
+@pytest.fixture(autouse=True)
+def _mmdet_default_scope():
+    """Tests build mmdet transforms/models by name: 'mmdet' is the default
+    scope of each test (runners a test builds may switch it; tests of
+    mmpretrain parts use DefaultScope.overwrite_default_scope('mmpretrain'))."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield
+
+#: Real public data beside the project (``../shared/data`` from the root, or
+#: ``$CERVDET_SHARED_DATA``); read by path, never copied into the project.
+SHARED_DATA = Path(os.environ.get(
+    'CERVDET_SHARED_DATA',
+    Path(__file__).resolve().parents[1] / '..' / 'shared' / 'data'))
+
+
+@pytest.fixture(scope='session')
+def shared_data() -> Path:
+    """Path of the shared real data folder; fails clearly when it is missing."""
+    path = SHARED_DATA.resolve()
+    if not (path / 'README.md').is_file():
+        pytest.fail(f'shared data not found at {path}: the tests need the real '
+                    'data folder ../shared/data beside the project root (or set '
+                    'CERVDET_SHARED_DATA); see docs/data_preparation.md')
+    return path
+
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU_CONFIG = ROOT / 'configs' / 'retinanet' / \
+    'retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def run_tool(args, timeout=600, env=None, check=True):
+    """Run a command from the project root; print its output on failure."""
+    full_env = dict(os.environ)
+    full_env.setdefault('OMP_NUM_THREADS', '1')
+    full_env['PYTHON'] = sys.executable
+    full_env['PYTHONPATH'] = str(ROOT)
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [str(a) for a in args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f'{" ".join(map(str, args))} exited {proc.returncode}\n'
+            f'--- stdout ---\n{proc.stdout[-6000:]}\n'
+            f'--- stderr ---\n{proc.stderr[-6000:]}')
+    return proc
+
+
+def write_config(path: Path, data_root: Path, base: Path = CPU_CONFIG,
+                 extra: str = '') -> Path:
+    """A config that trains ``base`` on the mosaic set in ``data_root``."""
+    root = str(data_root).rstrip('/') + '/'
+    path.write_text(f"""
+_base_ = [{str(base)!r}]
+data_root = {root!r}
+train_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root))
+val_dataloader = dict(
+    num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
+test_dataloader = dict(
+    num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
+val_evaluator = dict(ann_file=data_root + 'annotations/val.json')
+test_evaluator = dict(ann_file=data_root + 'annotations/test.json')
+default_hooks = dict(logger=dict(interval=1),
+                     visualization=dict(type='DetVisualizationHook'))
+randomness = dict(seed=0)
+{extra}
+""")
+    return path
+
+
+@pytest.fixture(scope='session')
+def tiny_mosaic(tmp_path_factory, shared_data):
+    """A small 256x256 mosaic set (real crops) built once per test session."""
+    sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
+    from build_mosaic import build_mosaic_dataset
+    out = tmp_path_factory.mktemp('tiny_mosaic') / 'mosaic'
+    build_mosaic_dataset(
+        out, data_root=shared_data, source='bethesda', preset='512',
+        progress=False, img_size=256, num_train=8, num_val=4, num_test=4,
+        seed=0)
+    return out

@@ -1,0 +1,141 @@
+"""Test (and evaluate) a detector: COCO AP/AR and a per-class AP table.
+
+Same flags as MMDetection 3.3's ``tools/test.py``. ``--out`` refuses to
+replace an existing file (pass ``--force-overwrite``); at the end a summary
+of the metrics is printed as one table.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import warnings
+from copy import deepcopy
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+
+from mmengine import ConfigDict  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
+
+from cervdet.utils.launch import (build_runner, load_config,  # noqa: E402
+                                  local_rank_env)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Test (and evaluate) a detector')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir', help='directory for the log and metrics of this test')
+    parser.add_argument(
+        '--out', type=str, help='dump predictions to a .pkl file')
+    parser.add_argument(
+        '--force-overwrite',
+        action='store_true',
+        help='let --out replace an existing file')
+    parser.add_argument(
+        '--show', action='store_true', help='show prediction results')
+    parser.add_argument(
+        '--show-dir',
+        help='save images with ground truth (left) and predictions (right) '
+        'to work_dir/<timestamp>/<show-dir>')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, key=value pairs')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--tta', action='store_true')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    local_rank_env(args.local_rank)
+    return args
+
+
+def _add_tta(cfg) -> None:
+    if 'tta_model' not in cfg:
+        warnings.warn('no tta_model in the config: using flip TTA')
+        cfg.tta_model = dict(
+            type='DetTTAModel',
+            tta_cfg=dict(
+                nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
+    if 'tta_pipeline' not in cfg:
+        test_data_cfg = cfg.test_dataloader.dataset
+        while 'dataset' in test_data_cfg:
+            test_data_cfg = test_data_cfg['dataset']
+        cfg.tta_pipeline = deepcopy(test_data_cfg.pipeline)
+        cfg.tta_pipeline[-1] = dict(
+            type='TestTimeAug',
+            transforms=[[
+                dict(type='RandomFlip', prob=1.),
+                dict(type='RandomFlip', prob=0.)
+            ], [
+                dict(
+                    type='PackDetInputs',
+                    meta_keys=('img_id', 'img_path', 'ori_shape',
+                               'img_shape', 'scale_factor', 'flip',
+                               'flip_direction'))
+            ]])
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+
+
+def format_summary(metrics: dict) -> str:
+    """One table of the COCO summary metrics (AP in %, as in papers)."""
+    names = [('AP', 'bbox_mAP'), ('AP50', 'bbox_mAP_50'),
+             ('AP75', 'bbox_mAP_75'), ('APs', 'bbox_mAP_s'),
+             ('APm', 'bbox_mAP_m'), ('APl', 'bbox_mAP_l'),
+             ('AR@100', 'bbox_AR@100')]
+    keys = {k.split('/')[-1]: v for k, v in metrics.items()}
+    cols = [(n, keys[k]) for n, k in names if k in keys]
+    if not cols:
+        return ''
+    head = ' | '.join(f'{n:>6}' for n, _ in cols)
+    vals = ' | '.join(
+        f'{100 * v:6.1f}' if v >= 0 else f'{"n/a":>6}' for _, v in cols)
+    return f'{head}\n{vals}'
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not osp.isfile(args.checkpoint):
+        sys.exit(f'checkpoint not found: {args.checkpoint}')
+    if args.out is not None:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            sys.exit(f'--out {args.out}: the dump file must end in .pkl')
+        if osp.exists(args.out) and not args.force_overwrite:
+            sys.exit(f'--out {args.out} exists: choose another file or pass '
+                     '--force-overwrite.')
+    cfg = load_config(args.config, args.launcher, args.cfg_options,
+                      args.work_dir)
+    cfg.load_from = args.checkpoint
+
+    if args.show or args.show_dir:
+        from mmdet.engine.hooks.utils import trigger_visualization_hook
+        cfg = trigger_visualization_hook(cfg, args)
+    if args.tta:
+        _add_tta(cfg)
+
+    runner = build_runner(cfg)
+    if args.out is not None:
+        from mmdet.evaluation import DumpDetResults
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        runner.test_evaluator.metrics.append(
+            DumpDetResults(out_file_path=args.out))
+    metrics = runner.test()
+    if runner.rank == 0:
+        summary = format_summary(metrics or {})
+        if summary:
+            print(f'\nCOCO bbox summary ({osp.basename(args.config)}):\n'
+                  f'{summary}', flush=True)
+    return metrics
+
+
+if __name__ == '__main__':
+    main()

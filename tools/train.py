@@ -1,0 +1,108 @@
+"""Train a detector (or any cervdet model) from a config.
+
+Same flags as MMDetection 3.3's ``tools/train.py``. Differences:
+- cervdet is imported, and configs without ``runner_type`` use
+  ``CervdetRunner`` (device-agnostic distributed training: gloo on CPUs);
+- ``--amp`` on a machine without an AMP-capable device stops with a clear
+  error instead of a deep assertion;
+- a work dir that already holds checkpoints is not trained into again unless
+  ``--resume`` (continue) or ``--force-overwrite`` is given, so no saved
+  checkpoint is silently replaced.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+
+from mmengine.config import DictAction  # noqa: E402
+
+from cervdet.utils.launch import (amp_available, build_runner,  # noqa: E402
+                                  existing_checkpoints, load_config,
+                                  local_rank_env)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a detector')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        default=False,
+        help='enable automatic-mixed-precision training (CUDA/NPU/MLU)')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='enable automatically scaling LR.')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from this checkpoint, or (no value) from the latest '
+        'checkpoint in the work directory')
+    parser.add_argument(
+        '--force-overwrite',
+        action='store_true',
+        help='train into a work dir that already holds checkpoints '
+        '(they may be overwritten)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, key=value pairs')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    local_rank_env(args.local_rank)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.launcher, args.cfg_options,
+                      args.work_dir)
+
+    if args.amp:
+        if not amp_available():
+            sys.exit('--amp needs a CUDA (or NPU/MLU/MUSA) device and this '
+                     'machine has none: train without --amp.')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' in cfg and 'base_batch_size' in cfg.auto_scale_lr:
+            cfg.auto_scale_lr.enable = True
+        else:
+            sys.exit('--auto-scale-lr: the config has no '
+                     'auto_scale_lr.base_batch_size.')
+
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            sys.exit(f'--resume {args.resume}: no such checkpoint file.')
+        cfg.resume = True
+        cfg.load_from = args.resume
+    elif not args.force_overwrite:
+        previous = existing_checkpoints(cfg.work_dir)
+        if previous:
+            sys.exit(
+                f'work dir {cfg.work_dir} already holds checkpoints '
+                f'({", ".join(osp.basename(p) for p in previous[:3])}'
+                f'{", ..." if len(previous) > 3 else ""}). Pass --resume to '
+                'continue that run, --work-dir for a new one, or '
+                '--force-overwrite to train over it.')
+
+    runner = build_runner(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
