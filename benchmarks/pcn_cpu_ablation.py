@@ -15,30 +15,35 @@ run (``tools/train.py``, ``tools/test.py``, the patch builder):
    same number of iterations (baseline fine-tuning, +rank, +RCC, +both),
    each tested on the mosaic test split (COCO bbox AP).
 
-Prints wall time of every run and the test metrics; a stage whose output
-exists is not run again (re-running continues an interrupted ablation).
+Prints wall and CPU time (user + system of the child processes) of every
+training run and the test metrics; a stage whose output exists is not run
+again (re-running continues an interrupted ablation).
 """
 import argparse
 import glob
 import json
 import os
 import os.path as osp
+import resource
 import subprocess
 import sys
 import time
 
 ROOT = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-STAGE1 = 'configs/retinanet/retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py'
-STAGE2 = 'configs/pcn/pcn_resnet18-w32_gap_adam-cpu_cervical-patches-bethesda-512.py'
+STAGE1 = ('configs/retinanet/'
+          'retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py')
+STAGE2 = ('configs/pcn/'
+          'pcn_resnet18-w32_gap_adam-cpu_cervical-patches-bethesda-512.py')
+_DATA = 'cervical-mosaic-bethesda-512.py'
 ROWS = [
     ('RetinaNet (fine-tuned, no PCN)',
-     'configs/pcn_retinanet/retinanet_r18_fpn_ft-adam-cpu_cervical-mosaic-bethesda-512.py'),
+     f'configs/pcn_retinanet/retinanet_r18_fpn_ft-adam-cpu_{_DATA}'),
     ('+ ranking loss',
-     'configs/pcn_retinanet/pcn-retinanet_r18_fpn_rank_ft-adam-cpu_cervical-mosaic-bethesda-512.py'),
+     f'configs/pcn_retinanet/pcn-retinanet_r18_fpn_rank_ft-adam-cpu_{_DATA}'),
     ('+ RCC loss',
-     'configs/pcn_retinanet/pcn-retinanet_r18_fpn_rcc_ft-adam-cpu_cervical-mosaic-bethesda-512.py'),
+     f'configs/pcn_retinanet/pcn-retinanet_r18_fpn_rcc_ft-adam-cpu_{_DATA}'),
     ('+ both (PCN distillation)',
-     'configs/pcn_retinanet/pcn-retinanet_r18_fpn_rank-rcc_ft-adam-cpu_cervical-mosaic-bethesda-512.py'),
+     f'configs/pcn_retinanet/pcn-retinanet_r18_fpn_rank-rcc_ft-adam-cpu_{_DATA}'),
 ]
 
 
@@ -47,14 +52,23 @@ def name_of(config):
 
 
 def run(cmd, log):
-    """Run ``cmd`` from the project root; output to ``log``; wall seconds."""
+    """Run ``cmd`` from the project root, output to ``log``.
+
+    Returns:
+        tuple: ``(wall seconds, CPU seconds)``; CPU = user + system time of
+        the finished child processes (all its threads), which does not grow
+        when other programs share the cores.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
     with open(log, 'w') as f:
         proc = subprocess.run([str(c) for c in cmd], cwd=ROOT, stdout=f,
                               stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         sys.exit(f'failed ({proc.returncode}): {" ".join(map(str, cmd))}; see {log}')
-    return time.time() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return time.time() - t0, cpu
 
 
 def last_metrics(work_dir):
@@ -148,14 +162,17 @@ def main(argv=None):
             osp.join(work, name_of(cfg) + '_test.log'))
         results.append((label, last_metrics(osp.join(out, 'test'))))
 
-    print(f'PCN (stage 2) on the patch test split: ' + ', '.join(
+    print('PCN (stage 2) on the patch test split: ' + ', '.join(
         f'{k} {v:.2f}' for k, v in pcn_metrics.items()
         if k in ('accuracy/top1', 'pcn/roc_auc')))
-    print('wall time (s): ' + ', '.join(f'{k} {v:.0f}' for k, v in times.items()))
+    print('wall / CPU seconds: ' + ', '.join(
+        f'{k} {w:.0f} / {c:.0f}' for k, (w, c) in times.items()))
     print(f'{"row":34s} {"mAP":>6s} {"mAP_50":>7s} {"mAP_75":>7s} {"AR@100":>7s}')
     for label, m in results:
-        print(f'{label:34s} {m["coco/bbox_mAP"]:6.3f} {m["coco/bbox_mAP_50"]:7.3f} '
-              f'{m["coco/bbox_mAP_75"]:7.3f} {m.get("coco/bbox_AR@100", float("nan")):7.3f}')
+        ar = m.get('coco/bbox_AR@100', float('nan'))
+        print(f'{label:34s} {m["coco/bbox_mAP"]:6.3f} '
+              f'{m["coco/bbox_mAP_50"]:7.3f} {m["coco/bbox_mAP_75"]:7.3f} '
+              f'{ar:7.3f}')
     with open(osp.join(work, 'results.json'), 'w') as f:
         json.dump(dict(pcn=pcn_metrics, rows=dict(results), times=times), f,
                   indent=1)

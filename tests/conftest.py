@@ -51,7 +51,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_tool(args, timeout=600, env=None, check=True):
+def run_tool(args, timeout=1200, env=None, check=True):
     """Run a command from the project root; print its output on failure."""
     full_env = dict(os.environ)
     full_env.setdefault('OMP_NUM_THREADS', '1')
@@ -74,21 +74,30 @@ def run_tool(args, timeout=600, env=None, check=True):
 
 
 def write_config(path: Path, data_root: Path, base: Path = CPU_CONFIG,
-                 extra: str = '') -> Path:
-    """A config that trains ``base`` on the mosaic set in ``data_root``."""
+                 extra: str = '', batch_size: int = 2,
+                 test_split: str = 'test') -> Path:
+    """A config that trains ``base`` on the mosaic set in ``data_root``.
+
+    ``extra`` is appended as is: it must not reassign the dataloaders (a
+    reassignment replaces the dicts written here, data_root included), hence
+    ``batch_size`` and ``test_split`` (the split tools/test.py evaluates).
+    """
     root = str(data_root).rstrip('/') + '/'
     path.write_text(f"""
 _base_ = [{str(base)!r}]
 data_root = {root!r}
 train_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False,
+    batch_size={batch_size}, num_workers=0, persistent_workers=False,
     dataset=dict(data_root=data_root))
 val_dataloader = dict(
     num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
 test_dataloader = dict(
-    num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
+    num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root,
+                 ann_file='annotations/{test_split}.json',
+                 data_prefix=dict(img='images/{test_split}/')))
 val_evaluator = dict(ann_file=data_root + 'annotations/val.json')
-test_evaluator = dict(ann_file=data_root + 'annotations/test.json')
+test_evaluator = dict(ann_file=data_root + 'annotations/{test_split}.json')
 default_hooks = dict(logger=dict(interval=1),
                      visualization=dict(type='DetVisualizationHook'))
 randomness = dict(seed=0)

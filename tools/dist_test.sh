@@ -1,25 +1,10 @@
 #!/usr/bin/env bash
-# Launch tools/test.py on N processes of this machine (N GPUs, or N CPU
-# processes with gloo when no GPU is visible). Multi-node: set NNODES,
-# NODE_RANK, MASTER_ADDR, PORT as with MMDetection's script.
+# bash tools/dist_test.sh CONFIG CHECKPOINT N [test.py options]: tools/test.py
+# on N processes of this machine (N GPUs, or N CPU processes with gloo when no
+# GPU is visible). Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT as with
+# MMDetection's script (tools/dist_run.sh).
 set -e
 CONFIG=$1
 CHECKPOINT=$2
-GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-PYTHON=${PYTHON:-python}
-
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes=$NNODES \
-    --node_rank=$NODE_RANK \
-    --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$GPUS \
-    --master_port=$PORT \
-    "$(dirname "$0")/test.py" \
-    "$CONFIG" \
-    "$CHECKPOINT" \
-    --launcher pytorch "${@:4}"
+NPROC=$3
+exec bash "$(dirname "$0")/dist_run.sh" test.py "$NPROC" "$CONFIG" "$CHECKPOINT" "${@:4}"

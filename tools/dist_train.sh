@@ -1,23 +1,9 @@
 #!/usr/bin/env bash
-# Launch tools/train.py on N processes of this machine (N GPUs, or N CPU
-# processes with gloo when no GPU is visible). Multi-node: set NNODES,
-# NODE_RANK, MASTER_ADDR, PORT as with MMDetection's script.
+# bash tools/dist_train.sh CONFIG N [train.py options]: tools/train.py on N
+# processes of this machine (N GPUs, or N CPU processes with gloo when no GPU
+# is visible). Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT as with
+# MMDetection's script (tools/dist_run.sh).
 set -e
 CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-PYTHON=${PYTHON:-python}
-
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes=$NNODES \
-    --node_rank=$NODE_RANK \
-    --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$GPUS \
-    --master_port=$PORT \
-    "$(dirname "$0")/train.py" \
-    "$CONFIG" \
-    --launcher pytorch "${@:3}"
+NPROC=$2
+exec bash "$(dirname "$0")/dist_run.sh" train.py "$NPROC" "$CONFIG" "${@:3}"

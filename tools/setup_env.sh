@@ -7,7 +7,7 @@
 # The environment is a virtualenv outside the checkout, reused by every clone:
 #   CERVDET_VENV        (default: ~/.cache/cervdet/venv-<stack tag>)
 #   CERVDET_WHEEL_CACHE (default: ~/.cache/cervdet/wheels) holds the compiled mmcv
-#                       wheel, so mmcv is built once per machine (8-15 min on 2 cores)
+#                       wheel, so mmcv is built once per machine (~30 min on 2 cores)
 #   CERVDET_PYTHON      (default: python3.11, else python3)
 # A second run only re-installs cervdet in editable mode (seconds).
 set -euo pipefail
@@ -33,7 +33,11 @@ if [[ -z "$PY" ]]; then
 fi
 
 STAMP="$VENV/.cervdet-stack-ok"
-if [[ ! -f "$STAMP" ]]; then
+# The stamp records the requirement files it was made from: edit one and the
+# next run installs what changed (pip skips what is already there).
+REQ_HASH=$(cat "$ROOT/requirements/stack.env" "$ROOT/requirements/runtime.txt" \
+  "$ROOT/requirements/tests.txt" | sha256sum | cut -d' ' -f1)
+if [[ "$(cat "$STAMP" 2>/dev/null)" != "$REQ_HASH" ]]; then
   if [[ ! -x "$VENV/bin/python" ]]; then
     log "creating $VENV with $($PY --version)"
     "$PY" -m venv "$VENV"
@@ -50,7 +54,7 @@ if [[ ! -f "$STAMP" ]]; then
   mkdir -p "$WHEELS"
   MMCV_WHL=$(ls "$WHEELS"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n1 || true)
   if [[ -z "$MMCV_WHL" ]]; then
-    log "building mmcv==$MMCV_VERSION with ops (one time, 8-15 min on 2 cores)"
+    log "building mmcv==$MMCV_VERSION with ops (once per machine; 30 min measured on 2 busy cores)"
     BUILD="$(mktemp -d)"
     "${VPIP[@]}" download -q --no-deps --no-binary :all: --no-build-isolation "mmcv==$MMCV_VERSION" -d "$BUILD"
     tar -xzf "$BUILD"/mmcv-"$MMCV_VERSION".tar.gz -C "$BUILD"
@@ -70,7 +74,7 @@ if [[ ! -f "$STAMP" ]]; then
     "mmpretrain==$MMPRETRAIN_VERSION"
   "${VPIP[@]}" install -q -r "$ROOT/requirements/tests.txt"
   "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmpretrain, torch; print('stack ok: torch', torch.__version__, 'mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'mmpretrain', mmpretrain.__version__)"
-  touch "$STAMP"
+  echo "$REQ_HASH" > "$STAMP"
 fi
 
 # cervdet itself: editable, without touching the pinned stack.

@@ -14,10 +14,9 @@ from copy import deepcopy
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 from mmengine import ConfigDict  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 
-from cervdet.utils.launch import (build_runner, load_config,  # noqa: E402
-                                  local_rank_env)
+from cervdet.utils.launch import (  # noqa: E402
+    add_launch_args, build_runner, load_config, local_rank_env)
 
 
 def parse_args(argv=None):
@@ -41,18 +40,8 @@ def parse_args(argv=None):
         'to work_dir/<timestamp>/<show-dir>')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, key=value pairs')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
+    add_launch_args(parser)
     parser.add_argument('--tta', action='store_true')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     local_rank_env(args.local_rank)
     return args
@@ -102,6 +91,13 @@ def format_summary(metrics: dict) -> str:
     return f'{head}\n{vals}'
 
 
+def _has_coco_metric(cfg) -> bool:
+    evaluators = cfg.get('test_evaluator', [])
+    if not isinstance(evaluators, (list, tuple)):
+        evaluators = [evaluators]
+    return any(e.get('type') == 'CocoMetric' for e in evaluators)
+
+
 def main(argv=None):
     args = parse_args(argv)
     if not osp.isfile(args.checkpoint):
@@ -134,6 +130,14 @@ def main(argv=None):
         if summary:
             print(f'\nCOCO bbox summary ({osp.basename(args.config)}):\n'
                   f'{summary}', flush=True)
+        elif _has_coco_metric(cfg):
+            thr = cfg.model.get('test_cfg', {}).get('score_thr', None)
+            print('\nNo COCO metrics: the model kept no detection on any '
+                  f'test image (model.test_cfg.score_thr={thr}), so there is '
+                  'nothing to score (AP 0). An untrained or barely trained '
+                  'model scores below the threshold: check the checkpoint, '
+                  'or add --cfg-options model.test_cfg.score_thr=0.0.',
+                  flush=True)
     return metrics
 
 

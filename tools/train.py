@@ -15,11 +15,10 @@ import sys
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
-from mmengine.config import DictAction  # noqa: E402
 
-from cervdet.utils.launch import (amp_available, build_runner,  # noqa: E402
-                                  existing_checkpoints, load_config,
-                                  local_rank_env)
+from cervdet.utils.launch import (  # noqa: E402
+    add_launch_args, amp_available, build_runner, existing_checkpoints,
+    load_config, local_rank_env)
 
 
 def parse_args(argv=None):
@@ -47,17 +46,7 @@ def parse_args(argv=None):
         action='store_true',
         help='train into a work dir that already holds checkpoints '
         '(they may be overwritten)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, key=value pairs')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_launch_args(parser)
     args = parser.parse_args(argv)
     local_rank_env(args.local_rank)
     return args

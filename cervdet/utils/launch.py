@@ -1,10 +1,11 @@
 """Helpers shared by ``tools/train.py`` and ``tools/test.py``."""
+import argparse
 import glob
 import os
 import os.path as osp
 from typing import List, Optional
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -58,3 +59,19 @@ def local_rank_env(local_rank: int) -> None:
     """Export ``LOCAL_RANK`` for launchers that pass ``--local-rank``."""
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(local_rank)
+
+
+def add_launch_args(parser: argparse.ArgumentParser) -> None:
+    """Add the flags tools/train.py and tools/test.py share with MMDetection's
+    tools: ``--cfg-options``, ``--launcher`` and ``--local-rank``."""
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, key=value pairs')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)

@@ -3,21 +3,17 @@
 # 2.5e-5, gamma 5e-5, lambda 5e-7) on FPN levels P2-P5 (P6 is a max-pool,
 # no module: use 'neck[4]' to add it). Train the teacher first
 # (configs/fgd/README.md).
-_base_ = ['./students/faster-rcnn_r18_fpn_adam-24e_cervical-mosaic-bethesda-1024.py']
+_base_ = [
+    './students/faster-rcnn_r18_fpn_adam-24e_cervical-mosaic-bethesda-1024.py',
+    './_base_/fgd_presets.py'
+]
 
 teacher_config = \
     '{{ fileDirname }}/teachers/faster-rcnn_r50_fpn_adam-24e_cervical-mosaic-bethesda-1024.py'  # noqa: E501
 teacher_ckpt = \
     'work_dirs/faster-rcnn_r50_fpn_adam-24e_cervical-mosaic-bethesda-1024/epoch_24.pth'  # noqa: E501
 fgd_loss = dict(
-    type='FGDLoss',
-    student_channels=256,
-    teacher_channels=256,
-    temp=0.5,
-    alpha_fgd=5e-5,
-    beta_fgd=2.5e-5,
-    gamma_fgd=5e-5,
-    lambda_fgd=5e-7)
+    _base_.fgd_faster_rcnn, student_channels=256, teacher_channels=256)
 model = dict(
     _delete_=True,
     type='FGDDistiller',

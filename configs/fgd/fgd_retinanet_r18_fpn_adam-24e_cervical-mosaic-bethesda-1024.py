@@ -3,21 +3,17 @@
 # 1024 cervical mosaic set, FGD's RetinaNet weights on the five FPN levels.
 # Both FPNs have 256 channels: no align conv. Train the teacher first
 # (configs/fgd/README.md).
-_base_ = ['./students/retinanet_r18_fpn_adam-24e_cervical-mosaic-bethesda-1024.py']
+_base_ = [
+    './students/retinanet_r18_fpn_adam-24e_cervical-mosaic-bethesda-1024.py',
+    './_base_/fgd_presets.py'
+]
 
 teacher_config = \
     '{{ fileDirname }}/../retinanet/retinanet_r50_fpn_adam-24e_cervical-mosaic-bethesda-1024.py'  # noqa: E501
 teacher_ckpt = \
     'work_dirs/retinanet_r50_fpn_adam-24e_cervical-mosaic-bethesda-1024/epoch_24.pth'  # noqa: E501
 fgd_loss = dict(
-    type='FGDLoss',
-    student_channels=256,
-    teacher_channels=256,
-    temp=0.5,
-    alpha_fgd=1e-3,
-    beta_fgd=5e-4,
-    gamma_fgd=1e-3,
-    lambda_fgd=5e-6)
+    _base_.fgd_retinanet, student_channels=256, teacher_channels=256)
 model = dict(
     _delete_=True,
     type='FGDDistiller',

@@ -4,22 +4,20 @@
 # FPN, teachers/retinanet_r18_fpn-128_adam-cpu_...-512.py). FGD's RetinaNet
 # weights on the five FPN levels, 1x1 align convs student -> 128 channels.
 # Runs in minutes on a CPU; what it reaches is in configs/fgd/README.md.
-_base_ = ['../retinanet/retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py']
+_base_ = [
+    '../retinanet/retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py',
+    './_base_/fgd_presets.py'
+]
 
 teacher_config = \
     '{{ fileDirname }}/teachers/retinanet_r18_fpn-128_adam-cpu_cervical-mosaic-bethesda-512.py'  # noqa: E501
 teacher_ckpt = \
     'work_dirs/retinanet_r18_fpn-128_adam-cpu_cervical-mosaic-bethesda-512/epoch_24.pth'  # noqa: E501
 fgd_loss = dict(
-    type='FGDLoss',
+    _base_.fgd_retinanet,
     # follows the student config (its FPN width may be tuned there)
     student_channels=_base_.model.neck.out_channels,
-    teacher_channels=128,
-    temp=0.5,
-    alpha_fgd=1e-3,
-    beta_fgd=5e-4,
-    gamma_fgd=1e-3,
-    lambda_fgd=5e-6)
+    teacher_channels=128)
 model = dict(
     _delete_=True,
     type='FGDDistiller',

@@ -5,7 +5,10 @@
 # paired with the teacher's P3-P7 (256 channels, same strides); 1x1 convs
 # align the channels. Levels 5-6 (strides 256, 512) have no teacher level.
 # Train the teacher first (configs/fgd/README.md).
-_base_ = ['./students/ssd512_vgg16_adam-120e_cervical-mosaic-bethesda-512.py']
+_base_ = [
+    './students/ssd512_vgg16_adam-120e_cervical-mosaic-bethesda-512.py',
+    './_base_/fgd_presets.py'
+]
 
 teacher_config = \
     '{{ fileDirname }}/teachers/retinanet_r50_fpn_adam-24e_cervical-mosaic-bethesda-512.py'  # noqa: E501
@@ -13,14 +16,7 @@ teacher_ckpt = \
     'work_dirs/retinanet_r50_fpn_adam-24e_cervical-mosaic-bethesda-512/epoch_24.pth'  # noqa: E501
 # FGD's RetinaNet weights (the FGDLoss defaults); LD-WSCCD's own values are
 # not given in the issue we implement; see configs/fgd/README.md (presets).
-fgd_loss = dict(
-    type='FGDLoss',
-    teacher_channels=256,
-    temp=0.5,
-    alpha_fgd=1e-3,
-    beta_fgd=5e-4,
-    gamma_fgd=1e-3,
-    lambda_fgd=5e-6)
+fgd_loss = dict(_base_.fgd_retinanet, teacher_channels=256)
 model = dict(
     _delete_=True,
     type='FGDDistiller',

@@ -19,24 +19,14 @@ model = dict(
         init_cfg=None),
     neck=dict(in_channels=[32, 64, 128, 256], out_channels=64),
     bbox_head=dict(in_channels=64, feat_channels=64, stacked_convs=2))
+# The 512 set's pipelines, with Resize to img_scale.
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(
-        type='RandomFlip',
-        prob=[0.25, 0.25, 0.25],
-        direction=['horizontal', 'vertical', 'diagonal']),
-    dict(type='PackDetInputs')
+    dict(t, scale=img_scale) if t['type'] == 'Resize' else t
+    for t in _base_.train_pipeline
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor'))
+    dict(t, scale=img_scale) if t['type'] == 'Resize' else t
+    for t in _base_.test_pipeline
 ]
 
 train_dataloader = dict(

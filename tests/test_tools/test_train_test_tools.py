@@ -20,19 +20,17 @@ from conftest import ROOT, run_tool, write_config
 # reported in configs/retinanet/README.md).
 LEARN_EXTRA = """
 train_cfg = dict(max_epochs={epochs}, val_interval=100)
-train_dataloader = dict(batch_size=4)
-test_dataloader = dict(dataset=dict(ann_file='annotations/train.json',
-                                    data_prefix=dict(img='images/train/')))
-test_evaluator = dict(ann_file=data_root + 'annotations/train.json')
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
     dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end={epochs},
          eta_min_ratio=0.05)
 ]
-default_hooks = dict(checkpoint=dict(interval=100, max_keep_ckpts=1,
+# (Reassigning default_hooks replaces write_config's dict: keep its logger.)
+default_hooks = dict(logger=dict(interval=1),
+                     checkpoint=dict(interval=100, max_keep_ckpts=1,
                                      save_last=True))
 """
-EPOCHS = 25
+EPOCHS = 40
 
 
 @pytest.fixture(scope='module')
@@ -51,16 +49,19 @@ def learn_mosaic(tmp_path_factory, shared_data):
 def trained(learn_mosaic, tmp_path_factory):
     tmp = tmp_path_factory.mktemp('learn_run')
     cfg = write_config(tmp / 'cfg.py', learn_mosaic,
-                       extra=LEARN_EXTRA.format(epochs=EPOCHS))
+                       extra=LEARN_EXTRA.format(epochs=EPOCHS),
+                       batch_size=4, test_split='train')
     work = tmp / 'work'
     run_tool([sys.executable, ROOT / 'tools' / 'train.py', cfg,
-              '--work-dir', work], env=dict(OMP_NUM_THREADS='2'))
+              '--work-dir', work], env=dict(OMP_NUM_THREADS='1'), timeout=1800)
     return cfg, work
 
 
-def _test(cfg, ckpt, work, out):
-    run_tool([sys.executable, ROOT / 'tools' / 'test.py', cfg, ckpt,
-              '--work-dir', work, '--out', out], env=dict(OMP_NUM_THREADS='2'))
+def _test(cfg, ckpt, work, out, *options):
+    proc = run_tool([sys.executable, ROOT / 'tools' / 'test.py', cfg, ckpt,
+                     '--work-dir', work, '--out', out, *options],
+                    env=dict(OMP_NUM_THREADS='1'))
+    print(proc.stdout[-2000:])
     logs = [p for p in glob.glob(str(work / '*' / '*.json'))]
     assert len(logs) == 1, logs
     with open(logs[0]) as f:
@@ -89,14 +90,26 @@ def test_loss_falls_and_ap50_beats_untrained(trained, tmp_path):
     assert last < 0.6 * first, (first, last)
 
     ckpt = (work / 'last_checkpoint').read_text().strip()
-    trained_m = _test(cfg, ckpt, tmp_path / 'trained', tmp_path / 't.pkl')
+    # Every score counts: an untrained RetinaNet scores all boxes near its
+    # prior (0.01), below the default score_thr, and would give no AP at all.
+    thr0 = ('--cfg-options', 'model.test_cfg.score_thr=0.0')
+    trained_m = _test(cfg, ckpt, tmp_path / 'trained', tmp_path / 't.pkl',
+                      *thr0)
     _untrained_checkpoint(cfg, tmp_path / 'untrained.pth')
     untrained_m = _test(cfg, tmp_path / 'untrained.pth',
-                        tmp_path / 'untrained', tmp_path / 'u.pkl')
+                        tmp_path / 'untrained', tmp_path / 'u.pkl', *thr0)
     ap50_t = trained_m['coco/bbox_mAP_50']
     ap50_u = untrained_m['coco/bbox_mAP_50']
     print(f'AP50 trained {ap50_t:.3f} vs untrained {ap50_u:.3f}')
     assert ap50_t > ap50_u + 0.2
+
+    # At the default threshold the untrained model keeps nothing: test.py
+    # says so and how to score anyway, instead of an empty table.
+    proc = run_tool([sys.executable, ROOT / 'tools' / 'test.py', cfg,
+                     tmp_path / 'untrained.pth', '--work-dir',
+                     tmp_path / 'untrained_thr'])
+    assert 'No COCO metrics' in proc.stdout
+    assert 'model.test_cfg.score_thr=0.0' in proc.stdout
 
 
 def test_metrics_equal_pycocotools_on_dumped_predictions(

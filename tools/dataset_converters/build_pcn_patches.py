@@ -197,13 +197,13 @@ def sample_negative_boxes(img: np.ndarray, abnormal: np.ndarray,
 
 
 def load_coco_split(ann_file: Path, normal_classes: Sequence[str]
-                    ) -> Tuple[Dict, List[Dict], List[str]]:
+                    ) -> Tuple[Dict, List[Dict], List[str], Dict[int, str]]:
     """Read a COCO detection file.
 
     Returns:
-        tuple: ``(images_by_id, annotations, abnormal_names)``;
+        tuple: ``(images_by_id, annotations, abnormal_names, cat_names)``;
         ``abnormal_names`` are the categories not in ``normal_classes``, in
-        id order.
+        id order; ``cat_names`` maps category id to name.
     """
     ann_file = Path(ann_file)
     if not ann_file.is_file():
@@ -215,8 +215,8 @@ def load_coco_split(ann_file: Path, normal_classes: Sequence[str]
                              f'"{key}" field')
     cats = sorted(coco['categories'], key=lambda c: c['id'])
     abnormal = [c['name'] for c in cats if c['name'] not in normal_classes]
-    return {im['id']: im for im in coco['images']}, coco['annotations'], \
-        abnormal
+    return ({im['id']: im for im in coco['images']}, coco['annotations'],
+            abnormal, {c['id']: c['name'] for c in cats})
 
 
 def build_pcn_patches(out_dir, splits: Dict[str, Tuple[Path, Path]],
@@ -262,7 +262,8 @@ def build_pcn_patches(out_dir, splits: Dict[str, Tuple[Path, Path]],
         'counts': {split: {class: n}}, 'sources': {split: {source: n}}}``.
     """
     if label_mode not in ('binary', 'multiclass'):
-        raise ValueError(f"--label-mode must be binary or multiclass, got {label_mode!r}")
+        raise ValueError('--label-mode must be binary or multiclass, got '
+                         f'{label_mode!r}')
     if pos_per_box < 1:
         raise ValueError('--pos-per-box must be >= 1')
     if not splits:
@@ -279,7 +280,7 @@ def build_pcn_patches(out_dir, splits: Dict[str, Tuple[Path, Path]],
     loaded = {s: load_coco_split(a, normal_classes)
               for s, (a, _) in splits.items()}
     abnormal_names = next(iter(loaded.values()))[2]
-    for s, (_, _, names) in loaded.items():
+    for s, (_, _, names, _) in loaded.items():
         if names != abnormal_names:
             raise ValueError(f'split {s} has categories {names}, the first '
                              f'split {abnormal_names}: build splits of one set')
@@ -295,9 +296,7 @@ def build_pcn_patches(out_dir, splits: Dict[str, Tuple[Path, Path]],
     total = sum(len(v[0]) for v in loaded.values())
     bar = tqdm(total=total, unit='img', desc='pcn patches', disable=not progress)
     for split_idx, (split, (ann_file, img_dir)) in enumerate(splits.items()):
-        images, anns, _ = loaded[split]
-        cat_names = {c['id']: c['name'] for c in
-                     json.loads(Path(ann_file).read_text())['categories']}
+        images, anns, _, cat_names = loaded[split]
         by_img: Dict[int, List[Dict]] = {i: [] for i in images}
         for a in anns:
             if a.get('iscrowd', 0):

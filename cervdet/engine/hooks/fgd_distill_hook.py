@@ -1,8 +1,7 @@
 """Schedule, checks, teacher evaluation and student-only checkpoints for FGD."""
 import os
 import os.path as osp
-from collections import OrderedDict
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import torch
 from mmdet.registry import HOOKS

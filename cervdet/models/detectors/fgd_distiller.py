@@ -186,6 +186,11 @@ class FGDDistiller(BaseDetector):
         self.teacher._is_init = True
 
         self._same_normalisation = self._compare_normalisation()
+        if not self._same_normalisation:
+            print_log(
+                'FGDDistiller: student and teacher normalise inputs '
+                'differently; the teacher gets the batch converted to its '
+                'own mean/std and channel order', logger='current')
         self.distill_weight = 1.0
         self.distill_enabled = True
         self._recording = False

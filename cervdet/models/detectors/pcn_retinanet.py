@@ -367,9 +367,14 @@ class PCNRetinaNet(RetinaNet):
                                   batch_img_metas))
         return losses
 
-    def select_boxes(self, x: Tuple[Tensor], cls_scores, bbox_preds,
-                     batch_img_metas) -> Tuple[Dict[str, Tensor], Tensor]:
+    def select_boxes(self, cls_scores, bbox_preds, batch_img_metas
+                     ) -> Tuple[Dict[str, Tensor], Tensor]:
         """Top-K boxes of the current (detached) predictions.
+
+        Args:
+            cls_scores (list[Tensor[B, A*C, H_l, W_l]]): Head class logits.
+            bbox_preds (list[Tensor[B, A*4, H_l, W_l]]): Head box deltas.
+            batch_img_metas (list[dict]): Image metas (``img_shape``).
 
         Returns:
             tuple: the selection of
@@ -410,7 +415,7 @@ class PCNRetinaNet(RetinaNet):
             dict: ``loss_rank`` / ``loss_rcc`` (0 when no box was selected)
             and ``pcn_boxes``.
         """
-        sel, cls_logits = self.select_boxes(x, cls_scores, bbox_preds,
+        sel, cls_logits = self.select_boxes(cls_scores, bbox_preds,
                                             batch_img_metas)
         rois, n = sel['rois'], sel['rois'].shape[0]
         # s_d: the detector's differentiable score of each box's class.

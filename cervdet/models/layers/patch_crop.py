@@ -74,7 +74,8 @@ def crop_patches(images: Tensor, rois: Tensor,
         Tensor[N, C, out_h, out_w]: The patches, in the order of ``rois``.
     """
     if images.dim() != 4:
-        raise ValueError(f'images must be Tensor[B, C, H, W], got {tuple(images.shape)}')
+        raise ValueError('images must be Tensor[B, C, H, W], got '
+                         f'{tuple(images.shape)}')
     if rois.dim() != 2 or rois.shape[-1] != 5:
         raise ValueError(f'rois must be Tensor[N, 5], got {tuple(rois.shape)}')
     if isinstance(out_size, int):

@@ -43,6 +43,66 @@ def _box_tensor(boxes) -> Tensor:
     return boxes
 
 
+def _floor_log2(x: Tensor) -> Tensor:
+    """``floor(log2(x))`` of positive integers (exact: via the exponent)."""
+    return torch.frexp(x.float())[1] - 1
+
+
+def max_over_rectangles(num_imgs: int, height: int, width: int,
+                        img_ids: Tensor, lo: Tensor, hi: Tensor,
+                        values: Tensor) -> Tensor:
+    """Per cell, the largest value of the rectangles covering it.
+
+    Offline 2-D "range chmax, point query" with a sparse table: a rectangle
+    ``[y0, y1) x [x0, x1)`` is the union of four (overlapping) blocks of
+    ``2**ky x 2**kx`` cells, ``ky = floor(log2(y1 - y0))``, anchored at its
+    corners; each block is one ``scatter_reduce(amax)`` entry in a table
+    ``T[b, ky, kx, y, x]``. Pushing every level down to the two half blocks
+    it covers (first along ``y``, then ``x``) leaves the answer at level
+    ``(0, 0)``. The cost is ``O(n + B * Ky * Kx * H * W)``: independent of the
+    boxes' sizes and overlaps, without a Python loop over boxes (the loops
+    run over the ``log2`` levels).
+
+    Args:
+        num_imgs (int): ``B``.
+        height (int): ``H``.
+        width (int): ``W``.
+        img_ids (Tensor): ``Tensor[n]`` image of each rectangle.
+        lo (Tensor): ``Tensor[n, 2]`` integer ``(x0, y0)`` (first cell).
+        hi (Tensor): ``Tensor[n, 2]`` integer ``(x1, y1)`` (one past the
+            last cell); ``0 <= x0 < x1 <= W`` and ``0 <= y0 < y1 <= H``.
+        values (Tensor): ``Tensor[n]`` non-negative values.
+
+    Returns:
+        Tensor: ``Tensor[B, H, W]``, 0 where no rectangle covers a cell.
+    """
+    k = _floor_log2(hi - lo)  # [n, 2] block size exponents (x, y)
+    kx, ky = k[:, 0], k[:, 1]
+    levels_x, levels_y = (int(v) + 1 for v in k.max(0).values)
+    table = torch.zeros(num_imgs, levels_y, levels_x, height, width,
+                        dtype=values.dtype, device=values.device)
+    far = hi - torch.pow(2, k)  # block anchors at the far corner
+    xs = torch.stack([lo[:, 0], far[:, 0]])  # [2, n] block columns
+    ys = torch.stack([lo[:, 1], far[:, 1]])  # [2, n] block rows
+    base = (img_ids * levels_y + ky) * levels_x + kx
+    flat = ((base[None, None] * height + ys[:, None]) * width +
+            xs[None, :]).reshape(-1)
+    table.view(-1).scatter_reduce_(0, flat, values.repeat(4), reduce='amax',
+                                   include_self=True)
+    for lvl in range(levels_y - 1, 0, -1):  # rows: 2**lvl -> 2 x 2**(lvl-1)
+        half, src, dst = 2**(lvl - 1), table[:, lvl], table[:, lvl - 1]
+        torch.maximum(dst, src, out=dst)
+        top = dst[:, :, half:]
+        torch.maximum(top, src[:, :, :height - half], out=top)
+    rows = table[:, 0]  # [B, Kx, H, W]
+    for lvl in range(levels_x - 1, 0, -1):  # columns, the same way
+        half, src, dst = 2**(lvl - 1), rows[:, lvl], rows[:, lvl - 1]
+        torch.maximum(dst, src, out=dst)
+        right = dst[:, :, half:]
+        torch.maximum(right, src[:, :, :width - half], out=right)
+    return rows[:, 0].contiguous()
+
+
 def fgd_masks(gt_bboxes: Sequence[Tensor],
               batch_input_shape: Tuple[int, int],
               feat_shape: Tuple[int, int],
@@ -60,10 +120,8 @@ def fgd_masks(gt_bboxes: Sequence[Tensor],
     background and share a total weight of 1: ``1 / #background cells``. An
     image without boxes is all background.
 
-    Built without Python loops over boxes: every (box, covered cell) pair is
-    enumerated with ``repeat_interleave`` and reduced with
-    ``scatter_reduce(amax)``, so the cost is linear in the number of covered
-    cells.
+    Built without Python loops over boxes (:func:`max_over_rectangles`); the
+    cost does not grow with the boxes' sizes or overlaps.
 
     Differences from the FGD reference code (on purpose): boxes are scaled
     with the padded batch shape (not each image's unpadded ``img_shape``,
@@ -94,37 +152,24 @@ def fgd_masks(gt_bboxes: Sequence[Tensor],
     boxes_list = [_box_tensor(b) for b in gt_bboxes]
     if device is None:
         device = boxes_list[0].device if boxes_list else torch.device('cpu')
-    fg = torch.zeros(num_imgs * H * W, dtype=torch.float32, device=device)
     counts = [b.shape[0] for b in boxes_list]
     if sum(counts) > 0:
         boxes = torch.cat(boxes_list).to(device=device, dtype=torch.float32)
         img_ids = torch.repeat_interleave(
             torch.arange(num_imgs, device=device),
             torch.tensor(counts, device=device))
-        sx, sy = W / in_w, H / in_h
-        x0 = torch.floor(boxes[:, 0] * sx).long().clamp(0, W - 1)
-        y0 = torch.floor(boxes[:, 1] * sy).long().clamp(0, H - 1)
-        x1 = torch.ceil(boxes[:, 2] * sx).long().clamp(1, W)
-        y1 = torch.ceil(boxes[:, 3] * sy).long().clamp(1, H)
-        x1 = torch.maximum(x1, x0 + 1)
-        y1 = torch.maximum(y1, y0 + 1)
-        box_w, box_h = x1 - x0, y1 - y0
-        cells = box_w * box_h
-        # Eq. (3): S = 1 / (H_r * W_r) inside box r.
-        weight = 1.0 / cells.float()
-        num_cells = int(cells.sum())
-        box_of_cell = torch.repeat_interleave(
-            torch.arange(cells.numel(), device=device), cells,
-            output_size=num_cells)
-        first_cell = torch.cumsum(cells, 0) - cells
-        local = torch.arange(num_cells, device=device) - first_cell[box_of_cell]
-        cell_w = box_w[box_of_cell]
-        ys = y0[box_of_cell] + torch.div(local, cell_w, rounding_mode='floor')
-        xs = x0[box_of_cell] + local % cell_w
-        flat = (img_ids[box_of_cell] * H + ys) * W + xs
-        fg.scatter_reduce_(0, flat, weight[box_of_cell], reduce='amax',
-                           include_self=True)
-    fg = fg.view(num_imgs, H, W)
+        size = torch.tensor([W, H], device=device)
+        scaled = boxes.view(-1, 2, 2) * torch.tensor(
+            [W / in_w, H / in_h], device=device)
+        lo = torch.minimum(scaled[:, 0].floor().long().clamp(min=0), size - 1)
+        hi = torch.maximum(torch.minimum(scaled[:, 1].ceil().long(), size),
+                           lo + 1)
+        # Eq. (3): S = 1 / (H_r * W_r) inside box r (the max where boxes
+        # overlap).
+        weight = 1.0 / (hi - lo).prod(1).float()
+        fg = max_over_rectangles(num_imgs, H, W, img_ids, lo, hi, weight)
+    else:
+        fg = torch.zeros(num_imgs, H, W, dtype=torch.float32, device=device)
     # Eq. (3): S = 1 / N_bg outside all boxes, N_bg = sum(1 - M).
     bg = (fg == 0).float()
     bg = bg / bg.sum(dim=(1, 2), keepdim=True).clamp(min=1.0)

@@ -2,24 +2,14 @@ _base_ = './cervical_mosaic_bethesda_1024.py'
 # 512x512 mosaics (build_mosaic.py --source bethesda --preset 512).
 data_root = 'data/cervical-mosaic-bethesda-512/'
 img_scale = (512, 512)
+# The 1024 set's pipelines, with Resize to img_scale.
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(
-        type='RandomFlip',
-        prob=[0.25, 0.25, 0.25],
-        direction=['horizontal', 'vertical', 'diagonal']),
-    dict(type='PackDetInputs')
+    dict(t, scale=img_scale) if t['type'] == 'Resize' else t
+    for t in _base_.train_pipeline
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor'))
+    dict(t, scale=img_scale) if t['type'] == 'Resize' else t
+    for t in _base_.test_pipeline
 ]
 train_dataloader = dict(
     dataset=dict(data_root=data_root, pipeline=train_pipeline))

@@ -48,18 +48,7 @@ val_dataloader = dict(
         metainfo=dict(classes=classes),
         pipeline=test_pipeline))
 test_dataloader = dict(
-    batch_size=64,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='meta/test.txt',
-        data_prefix='',
-        with_label=True,
-        metainfo=dict(classes=classes),
-        pipeline=test_pipeline))
+    val_dataloader, dataset=dict(val_dataloader['dataset'], ann_file='meta/test.txt'))
 # Accuracy (top-1, %) and ROC-AUC of abnormal vs normal (%, cervdet's ROCAUC).
 val_evaluator = [
     dict(type='Accuracy', topk=(1, )),

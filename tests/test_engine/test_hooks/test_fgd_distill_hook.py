@@ -2,20 +2,15 @@
 a real 2-process gloo run of tools/dist_train.sh on real-crop mosaics; the
 student checkpoint gives tools/test.py the distiller's exact predictions."""
 import json
-import os
-import socket
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.fileio import load
 
+from conftest import ROOT, free_port, run_tool, write_config
 from cervdet.engine.hooks import fgd_schedule_weight, student_checkpoint
-
-ROOT = Path(__file__).resolve().parents[3]
 
 FGD_CPU = ROOT / 'configs' / 'fgd' / \
     'fgd_retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py'
@@ -23,58 +18,6 @@ STUDENT_CPU = ROOT / 'configs' / 'retinanet' / \
     'retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py'
 TEACHER_CPU = ROOT / 'configs' / 'fgd' / 'teachers' / \
     'retinanet_r18_fpn-128_adam-cpu_cervical-mosaic-bethesda-512.py'
-
-
-def run_tool(args, env=None):
-    """Run a command from the project root; show its output on failure."""
-    full_env = dict(os.environ, OMP_NUM_THREADS='1', PYTHON=sys.executable,
-                    PYTHONPATH=str(ROOT))
-    full_env.update(env or {})
-    proc = subprocess.run([str(a) for a in args], cwd=ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=900)
-    if proc.returncode != 0:
-        raise AssertionError(f'{args} exited {proc.returncode}\n'
-                             f'{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}')
-    return proc
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def write_config(path, data_root, base, extra=''):
-    """A config training ``base`` on the mosaic set in ``data_root``."""
-    root = str(data_root).rstrip('/') + '/'
-    path.write_text(f"""
-_base_ = [{str(base)!r}]
-data_root = {root!r}
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root))
-val_dataloader = dict(num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root))
-test_dataloader = dict(num_workers=0, persistent_workers=False,
-                       dataset=dict(data_root=data_root))
-val_evaluator = dict(ann_file=data_root + 'annotations/val.json')
-test_evaluator = dict(ann_file=data_root + 'annotations/test.json')
-default_hooks = dict(logger=dict(interval=1))
-randomness = dict(seed=0)
-{extra}
-""")
-    return path
-
-
-@pytest.fixture(scope='module')
-def mosaic(tmp_path_factory, shared_data):
-    """8 train / 4 val / 4 test 256x256 mosaics of real crops."""
-    sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
-    from build_mosaic import build_mosaic_dataset
-    out = tmp_path_factory.mktemp('fgd_mosaic') / 'mosaic'
-    build_mosaic_dataset(out, data_root=shared_data, source='bethesda',
-                         preset='512', progress=False, img_size=256,
-                         num_train=8, num_val=4, num_test=4, seed=0)
-    return out
 
 
 def test_schedule_weight_warmup_and_stop():
@@ -131,7 +74,7 @@ SCORE_ALL = 'test_cfg.score_thr=0.0'  # keep every box: compare them all
 
 
 @pytest.fixture(scope='module')
-def fgd_run(mosaic, tmp_path_factory):
+def fgd_run(tiny_mosaic, tmp_path_factory):
     tmp = tmp_path_factory.mktemp('fgd')
     # The mechanics need a teacher with the right architecture, not a good
     # one: save the CPU teacher at its initialisation.
@@ -146,7 +89,7 @@ def fgd_run(mosaic, tmp_path_factory):
     ckpt = tmp / 'teacher.pth'
     torch.save(dict(state_dict=teacher.state_dict(), meta=dict()), ckpt)
 
-    cfg = write_config(tmp / 'fgd.py', mosaic, base=FGD_CPU,
+    cfg = write_config(tmp / 'fgd.py', tiny_mosaic, base=FGD_CPU,
                        extra=EXTRA.format(ckpt=str(ckpt), teacher=dict(
                            teacher_cfg.to_dict(), _delete_=True)))
     work = tmp / 'work'
@@ -200,9 +143,9 @@ def test_checkpoints_student_only_and_teacher_dropped(fgd_run):
 
 
 def test_student_checkpoint_in_plain_config_predicts_identically(
-        fgd_run, mosaic):
+        fgd_run, tiny_mosaic):
     tmp, cfg, work, _ = fgd_run
-    plain = write_config(tmp / 'plain.py', mosaic, base=STUDENT_CPU)
+    plain = write_config(tmp / 'plain.py', tiny_mosaic, base=STUDENT_CPU)
     run_tool([sys.executable, ROOT / 'tools' / 'test.py', plain,
               work / 'student_epoch_2.pth', '--work-dir', tmp / 't_plain',
               '--out', tmp / 'plain.pkl', '--cfg-options',

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 from sklearn.metrics import roc_auc_score
 
 from cervdet.evaluation.metrics import ROCAUC, binary_roc_auc
@@ -25,6 +26,13 @@ def test_matches_sklearn_on_random_scores_with_ties():
     labels = rng.random(500) < 0.3
     assert binary_roc_auc(scores, labels) == pytest.approx(
         roc_auc_score(labels, scores), abs=1e-12)
+
+
+@pytest.fixture(autouse=True)
+def mmpretrain_scope():
+    """Build as a classifier config does: default scope 'mmpretrain'."""
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
 
 
 def test_metric_on_data_samples_binary_and_multiclass():

@@ -1,7 +1,6 @@
 """FGDDistiller: frozen teacher, feature taps, losses that train the student,
 student-only weights that load into the plain student."""
 import copy
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,11 +10,11 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
+from conftest import ROOT
 from cervdet.engine.hooks import student_checkpoint
 from cervdet.models.detectors import extract_student_state_dict
 from cervdet.models.detectors.fgd_distiller import parse_feature_spec
 
-ROOT = Path(__file__).resolve().parents[3]
 STUDENT_CFG = ROOT / 'configs' / 'retinanet' / \
     'retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py'
 TEACHER_CFG = ROOT / 'configs' / 'fgd' / 'teachers' / \

@@ -131,7 +131,7 @@ def test_k_larger_than_available_boxes():
     x = m.extract_feat(data['inputs'])
     cls_scores, bbox_preds = m.bbox_head(x)
     metas = [s.metainfo for s in data['data_samples']]
-    sel, _ = m.select_boxes(x, cls_scores, bbox_preds, metas)
+    sel, _ = m.select_boxes(cls_scores, bbox_preds, metas)
     counts = torch.bincount(sel['batch_idx'], minlength=2)
     # at most nms_pre candidates per image survive, all of them are used
     assert 0 < counts.max() <= 50

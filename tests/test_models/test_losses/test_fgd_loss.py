@@ -104,6 +104,24 @@ def test_mask_matches_cell_by_cell_definition_on_random_boxes():
     assert torch.allclose(bg, ref_bg)
 
 
+def test_mask_matches_definition_for_every_box_size():
+    # Every height x width from 1 cell to the whole map (non powers of two),
+    # heavily overlapping, on a 17 x 33 map: the sparse-table reduction must
+    # give the brute-force answer.
+    g = torch.Generator().manual_seed(1)
+    H, W = 17, 33
+    hs = torch.arange(1, H + 1).repeat_interleave(W)
+    ws = torch.arange(1, W + 1).repeat(H)
+    y0 = (torch.rand(hs.numel(), generator=g) * (H - hs + 1)).floor()
+    x0 = (torch.rand(ws.numel(), generator=g) * (W - ws + 1)).floor()
+    boxes = torch.stack([x0, y0, x0 + ws, y0 + hs], 1).float()
+    gt = [boxes[::7], boxes[3::11], torch.zeros(0, 4)]
+    fg, bg = fgd_masks(gt, (H, W), (H, W))
+    ref_fg, ref_bg = _reference_masks(gt, (H, W), (H, W))
+    assert torch.allclose(fg, ref_fg)
+    assert torch.allclose(bg, ref_bg)
+
+
 def test_mask_accepts_box_structures():
     from mmdet.structures.bbox import HorizontalBoxes
     boxes = torch.tensor([[0., 0., 16., 8.]])
