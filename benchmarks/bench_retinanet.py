@@ -89,7 +89,12 @@ def main(argv=None):
     print(f'machine: {os.cpu_count()} cores, torch {torch.__version__} '
           f'with {torch.get_num_threads()} threads, '
           f'cuda available: {torch.cuda.is_available()}')
+    load_before = os.getloadavg()
     rows = [bench_config(c, args.iters) for c in args.configs]
+    # Other work on the cores slows every row alike; the load says how much.
+    print(f'load average (1/5/15 min) before: '
+          f'{"/".join(f"{x:.2f}" for x in load_before)}, after: '
+          f'{"/".join(f"{x:.2f}" for x in os.getloadavg())}')
     print(f'{"config":<70} {"input":>9} {"batch":>5} {"train s/iter":>12} '
           f'{"train s/img":>11} {"infer s/img":>11}')
     for r in rows:

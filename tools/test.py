@@ -15,6 +15,7 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 from mmengine import ConfigDict  # noqa: E402
 
+from cervdet.utils.dist import shutdown_dist  # noqa: E402
 from cervdet.utils.launch import (  # noqa: E402
     add_launch_args, build_runner, load_config, local_rank_env)
 
@@ -138,6 +139,8 @@ def main(argv=None):
                   'model scores below the threshold: check the checkpoint, '
                   'or add --cfg-options model.test_cfg.score_thr=0.0.',
                   flush=True)
+    # Only after success: a rank that failed must not wait at a barrier.
+    shutdown_dist()
     return metrics
 
 

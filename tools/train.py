@@ -16,6 +16,7 @@ import sys
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 
+from cervdet.utils.dist import shutdown_dist  # noqa: E402
 from cervdet.utils.launch import (  # noqa: E402
     add_launch_args, amp_available, build_runner, existing_checkpoints,
     load_config, local_rank_env)
@@ -91,6 +92,8 @@ def main(argv=None):
 
     runner = build_runner(cfg)
     runner.train()
+    # Only after success: a rank that failed must not wait at a barrier.
+    shutdown_dist()
 
 
 if __name__ == '__main__':

@@ -1,8 +1,8 @@
 from .checkpoint_compat import (checkpoint_safe_globals,
                                 register_checkpoint_safe_globals)
-from .dist import init_dist_device_agnostic
+from .dist import init_dist_device_agnostic, shutdown_dist
 
 __all__ = [
     'checkpoint_safe_globals', 'register_checkpoint_safe_globals',
-    'init_dist_device_agnostic'
+    'init_dist_device_agnostic', 'shutdown_dist'
 ]

@@ -58,3 +58,21 @@ def init_dist_device_agnostic(backend: Optional[str] = None,
         rank=int(os.environ['RANK']),
         world_size=int(os.environ['WORLD_SIZE']),
         **kwargs)
+
+
+def shutdown_dist() -> None:
+    """Leave ``torch.distributed`` cleanly at the end of a run.
+
+    Every rank waits at a barrier, then destroys the process group. Without
+    it, a rank that finishes first closes its sockets while the others still
+    hold theirs, and gloo can abort the slower rank (SIGABRT) as the
+    interpreter tears the group down; torch also warns that
+    ``destroy_process_group()`` was not called. A no-op when no process group
+    is initialised (single-process runs).
+    """
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return
+    try:
+        torch_dist.barrier()
+    finally:
+        torch_dist.destroy_process_group()
