@@ -1,5 +1,7 @@
 from .detectors import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
+from .roi_heads import *  # noqa: F401,F403
 __all__ = []
 __all__ += detectors.__all__ + layers.__all__ + losses.__all__  # noqa: F405
+__all__ += roi_heads.__all__  # noqa: F405

@@ -12,7 +12,7 @@ _base_ = [
 teacher_config = \
     '{{ fileDirname }}/teachers/retinanet_r18_fpn-128_adam-cpu_cervical-mosaic-bethesda-512.py'  # noqa: E501
 teacher_ckpt = \
-    'work_dirs/retinanet_r18_fpn-128_adam-cpu_cervical-mosaic-bethesda-512/epoch_24.pth'  # noqa: E501
+    'work_dirs/retinanet_r18_fpn-128_adam-cpu_cervical-mosaic-bethesda-512/epoch_20.pth'  # noqa: E501
 fgd_loss = dict(
     _base_.fgd_retinanet,
     # follows the student config (its FPN width may be tuned there)

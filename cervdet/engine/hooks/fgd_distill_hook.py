@@ -153,6 +153,7 @@ class FGDDistillHook(Hook):
         runner.logger.info(
             f'FGD: teacher {distiller.teacher_cfg} from '
             f'{distiller.teacher_ckpt}; pairs {distiller.pair_names}; '
+            f'mask boxes {distiller.fg_boxes!r}; '
             f'warm-up {self.warmup_iters} iters; stop at epoch '
             f'{self.stop_epoch} / iter {self.stop_iter}')
         if self.validate_teacher:

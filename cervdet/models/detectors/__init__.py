@@ -1,4 +1,11 @@
-from .fgd_distiller import FGDDistiller, extract_student_state_dict
+from .fgd_distiller import (FG_BOX_SOURCES, FGDDistiller,
+                            extract_student_state_dict, gt_boxes_known,
+                            select_teacher_boxes)
 from .pcn_retinanet import PCNRetinaNet
+from .wsod_detector import WSODDetector, image_labels_from_sample
 
-__all__ = ['PCNRetinaNet', 'FGDDistiller', 'extract_student_state_dict']
+__all__ = [
+    'PCNRetinaNet', 'FGDDistiller', 'extract_student_state_dict',
+    'FG_BOX_SOURCES', 'gt_boxes_known', 'select_teacher_boxes',
+    'WSODDetector', 'image_labels_from_sample'
+]

@@ -10,12 +10,16 @@ import torch
 import torch.nn as nn
 from mmdet.models.detectors.base import BaseDetector
 from mmdet.registry import MODELS
-from mmdet.structures import OptSampleList, SampleList
+from mmdet.structures import DetDataSample, OptSampleList, SampleList
+from mmdet.structures.bbox import get_box_tensor
 from mmdet.utils import ConfigType, OptMultiConfig
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import load_checkpoint
 from torch import Tensor
+
+#: Sources of the boxes of FGD's foreground mask (``FGDDistiller.fg_boxes``).
+FG_BOX_SOURCES = ('gt', 'teacher', 'gt_or_teacher')
 
 _FEATURE_SPEC = re.compile(r'^(?P<path>[A-Za-z_][\w.]*?)(?:\[(?P<index>-?\d+)\])?$')
 
@@ -87,6 +91,58 @@ def build_teacher_model_cfg(teacher_cfg: Union[str, dict]) -> ConfigDict:
                     f"'mmdet::' path or a model dict, got {type(teacher_cfg)}")
 
 
+def gt_boxes_known(data_sample: DetDataSample) -> bool:
+    """Whether the ground-truth boxes of a sample describe its image.
+
+    True when the sample has at least one ground-truth box, or when its
+    ``has_boxes`` metainfo (:class:`~cervdet.datasets.WeakCocoDataset`) is
+    true: a box-annotated image without boxes is a negative field, whose
+    all-background mask is right. False for an image whose boxes were
+    dropped (image-level labels only, ``has_boxes=False``) or that has no
+    box and no ``has_boxes`` metainfo.
+
+    Args:
+        data_sample (DetDataSample): A training sample.
+
+    Returns:
+        bool: Use the sample's ground-truth boxes for the mask.
+    """
+    if bool(data_sample.metainfo.get('has_boxes', False)):
+        return True
+    if 'gt_instances' not in data_sample:
+        return False
+    gt = data_sample.gt_instances
+    return 'bboxes' in gt and len(gt) > 0
+
+
+def select_teacher_boxes(pred_instances, score_thr: float,
+                         max_boxes: int) -> Tensor:
+    """The teacher detections that make a foreground mask.
+
+    Args:
+        pred_instances (InstanceData): The teacher's ``pred_instances`` of
+            one image: ``bboxes`` ``Tensor[D, 4]`` (x1, y1, x2, y2 in pixels
+            of the network input) and ``scores`` ``Tensor[D]``.
+        score_thr (float): Keep detections scoring ``>= score_thr``.
+        max_boxes (int): Keep at most the ``max_boxes`` highest-scoring
+            ones (``<= 0``: no limit).
+
+    Returns:
+        Tensor: ``Tensor[n, 4]`` boxes (class-agnostic, detached), the
+        highest score first; ``n`` may be 0.
+    """
+    boxes = get_box_tensor(pred_instances.bboxes).detach().float()
+    scores = pred_instances.scores.detach().reshape(-1)
+    if boxes.numel() == 0:
+        return boxes.reshape(0, 4)
+    keep = scores >= score_thr
+    boxes, scores = boxes[keep], scores[keep]
+    order = scores.sort(descending=True, stable=True).indices
+    if max_boxes > 0:
+        order = order[:max_boxes]
+    return boxes[order].reshape(-1, 4)
+
+
 def _normalisation(preprocessor: nn.Module) -> Tuple[bool, Optional[Tensor],
                                                       Optional[Tensor], bool]:
     """(normalises, mean, std, converts BGR->RGB) of a data preprocessor."""
@@ -123,6 +179,30 @@ class FGDDistiller(BaseDetector):
     Teacher features are taken from ``teacher.extract_feat``, so teacher
     modules must lie in its backbone or neck.
 
+    Foreground boxes (``fg_boxes``): FGD's mask (Eq. (2)-(3)) comes from
+    ground-truth boxes. With image-level labels most training images have
+    none and would be all background, so the boxes may come from the
+    teacher's own detections instead:
+
+    - ``'gt'``: ``gt_instances.bboxes`` of every image (FGD);
+    - ``'teacher'``: the teacher's detections of every image;
+    - ``'gt_or_teacher'``: ground-truth boxes where they are known
+      (:func:`gt_boxes_known`: the image has boxes, or ``has_boxes`` is
+      true), the teacher's detections for the other images.
+
+    Teacher detections are those of ``teacher.predict(..., rescale=False)``
+    (its ``test_cfg``: score threshold, NMS, ``max_per_img``), run under
+    ``no_grad`` in eval mode on new ``DetDataSample`` objects that hold only
+    the metainfo of the student's samples (the student's samples are not
+    modified), then filtered by :func:`select_teacher_boxes`
+    (``teacher_score_thr``, ``teacher_max_boxes``); they are class-agnostic
+    boxes in pixels of the network input, the frame of ground-truth boxes.
+    The teacher's forward hooks record its features during this
+    ``predict``: the teacher's features are computed once per step either
+    way. When ``fg_boxes`` is not ``'gt'``, the losses also hold
+    ``fgd_teacher_boxes`` (not a loss: logged only), the mean number of
+    teacher boxes per image that took them (0 when none did).
+
     The student and teacher see the same padded batch. When their data
     preprocessors normalise differently (e.g. SSD's ``std=1`` vs.
     RetinaNet's ImageNet std), the student's normalised batch is mapped to
@@ -138,6 +218,14 @@ class FGDDistiller(BaseDetector):
             ``name`` (loss key ``loss_fgd_<name>``), ``student`` and
             ``teacher`` (feature specs, see above) and ``loss`` (an
             :class:`FGDLoss` config).
+        fg_boxes (str): Boxes of the foreground mask, one of
+            :data:`FG_BOX_SOURCES` (see above). Defaults to ``'gt'``.
+        teacher_score_thr (float): Lowest score of a teacher detection used
+            for the mask (on top of the teacher's ``test_cfg.score_thr``).
+            Defaults to 0.3.
+        teacher_max_boxes (int): At most this many teacher detections per
+            image (the highest scoring); ``<= 0``: no limit. Defaults to
+            100.
         data_preprocessor (dict, optional): Must be None: the student's is
             used.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
@@ -154,8 +242,15 @@ class FGDDistiller(BaseDetector):
                  teacher_cfg: Union[str, ConfigType],
                  teacher_ckpt: str,
                  feature_pairs: Sequence[dict],
+                 fg_boxes: str = 'gt',
+                 teacher_score_thr: float = 0.3,
+                 teacher_max_boxes: int = 100,
                  data_preprocessor: Optional[ConfigType] = None,
                  init_cfg: OptMultiConfig = None) -> None:
+        if fg_boxes not in FG_BOX_SOURCES:
+            raise ValueError(
+                f'FGDDistiller: fg_boxes must be one of {FG_BOX_SOURCES}, got '
+                f'{fg_boxes!r}')
         if data_preprocessor is not None:
             raise ValueError(
                 'FGDDistiller: set the data preprocessor in model.student, not '
@@ -191,6 +286,9 @@ class FGDDistiller(BaseDetector):
                 'FGDDistiller: student and teacher normalise inputs '
                 'differently; the teacher gets the batch converted to its '
                 'own mean/std and channel order', logger='current')
+        self.fg_boxes = fg_boxes
+        self.teacher_score_thr = float(teacher_score_thr)
+        self.teacher_max_boxes = int(teacher_max_boxes)
         self.distill_weight = 1.0
         self.distill_enabled = True
         self._recording = False
@@ -309,6 +407,39 @@ class FGDDistiller(BaseDetector):
         with torch.no_grad():
             self.teacher.extract_feat(self._teacher_inputs(inputs))
 
+    def _teacher_boxes(self, inputs: Tensor,
+                       batch_data_samples: SampleList) -> List[Tensor]:
+        """The teacher's detections of a batch (features recorded too).
+
+        Args:
+            inputs (Tensor): ``Tensor[B, 3, H_in, W_in]``, the student's
+                padded, normalised batch.
+            batch_data_samples (list[DetDataSample]): The student's samples;
+                only their metainfo is read (copied into new samples).
+
+        Returns:
+            list[Tensor]: ``B`` tensors ``Tensor[n_i, 4]``
+            (:func:`select_teacher_boxes`).
+        """
+        samples = [DetDataSample(metainfo=dict(ds.metainfo))
+                   for ds in batch_data_samples]
+        with torch.no_grad():
+            results = self.teacher.predict(
+                self._teacher_inputs(inputs), samples, rescale=False)
+        return [
+            select_teacher_boxes(r.pred_instances, self.teacher_score_thr,
+                                 self.teacher_max_boxes) for r in results
+        ]
+
+    def _uses_teacher_boxes(self, batch_data_samples: SampleList
+                            ) -> List[bool]:
+        """Per image, whether its mask comes from the teacher's boxes."""
+        if self.fg_boxes == 'gt':
+            return [False] * len(batch_data_samples)
+        if self.fg_boxes == 'teacher':
+            return [True] * len(batch_data_samples)
+        return [not gt_boxes_known(ds) for ds in batch_data_samples]
+
     def loss(self, batch_inputs: Tensor,
              batch_data_samples: SampleList) -> Dict[str, Tensor]:
         """Student losses plus ``loss_fgd_<name>`` per feature pair.
@@ -316,24 +447,34 @@ class FGDDistiller(BaseDetector):
         Args:
             batch_inputs (Tensor): ``Tensor[B, 3, H_in, W_in]``, the padded,
                 normalised batch.
-            batch_data_samples (list[DetDataSample]): With ``gt_instances``.
+            batch_data_samples (list[DetDataSample]): With ``gt_instances``
+                (may be empty where the teacher gives the boxes).
 
         Returns:
-            dict[str, Tensor]: The student's losses and the FGD losses.
+            dict[str, Tensor]: The student's losses and the FGD losses (and
+            ``fgd_teacher_boxes`` unless ``fg_boxes='gt'``).
         """
         if not self.distill_enabled:
             losses = self.student.loss(batch_inputs, batch_data_samples)
             losses.update(self._zero_distill_losses())
             return losses
+        use_teacher = self._uses_teacher_boxes(batch_data_samples)
         self._records = {}
         self._recording = True
         try:
-            self._teacher_features(batch_inputs)
+            if any(use_teacher):
+                teacher_boxes = self._teacher_boxes(batch_inputs,
+                                                    batch_data_samples)
+            else:
+                self._teacher_features(batch_inputs)
             losses = self.student.loss(batch_inputs, batch_data_samples)
         finally:
             self._recording = False
         records, self._records = self._records, {}
-        gt_bboxes = [ds.gt_instances.bboxes for ds in batch_data_samples]
+        fg_bboxes = [
+            teacher_boxes[i] if use_teacher[i] else ds.gt_instances.bboxes
+            for i, ds in enumerate(batch_data_samples)
+        ]
         batch_input_shape = tuple(batch_inputs.shape[-2:])
         for name in self.pair_names:
             for side in ('student', 'teacher'):
@@ -345,8 +486,12 @@ class FGDDistiller(BaseDetector):
                         'a backbone or neck module')
             loss = self.distill_losses[name](records[('student', name)],
                                              records[('teacher', name)],
-                                             gt_bboxes, batch_input_shape)
+                                             fg_bboxes, batch_input_shape)
             losses[f'loss_fgd_{name}'] = loss * self.distill_weight
+        if self.fg_boxes != 'gt':
+            counts = [len(b) for b, t in zip(fg_bboxes, use_teacher) if t]
+            losses['fgd_teacher_boxes'] = batch_inputs.new_tensor(
+                sum(counts) / max(len(counts), 1))
         return losses
 
     def _zero_distill_losses(self) -> Dict[str, Tensor]:
@@ -361,6 +506,8 @@ class FGDDistiller(BaseDetector):
             params = list(self.distill_losses[name].parameters())
             zero = torch.zeros((), device=device)
             out[f'loss_fgd_{name}'] = zero + sum(p.sum() * 0 for p in params)
+        if self.fg_boxes != 'gt':
+            out['fgd_teacher_boxes'] = torch.zeros((), device=device)
         return out
 
     def predict(self,

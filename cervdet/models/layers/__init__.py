@@ -1,3 +1,7 @@
+from .oicr_pseudo_labels import (PseudoLabels, assign_pseudo_labels,
+                                 mil_image_scores, mil_loss,
+                                 mine_pseudo_boxes, oicr_pseudo_labels,
+                                 segment_softmax, weighted_cross_entropy)
 from .patch_crop import (crop_patches, normalization_transfer, patch_regions,
                          transfer_normalization)
 from .topk_suspicious import (count_per_image, flatten_dense_outputs,
@@ -6,5 +10,8 @@ from .topk_suspicious import (count_per_image, flatten_dense_outputs,
 __all__ = [
     'crop_patches', 'normalization_transfer', 'patch_regions',
     'transfer_normalization', 'count_per_image', 'flatten_dense_outputs',
-    'rank_within_groups', 'select_topk_suspicious'
+    'rank_within_groups', 'select_topk_suspicious', 'PseudoLabels',
+    'assign_pseudo_labels', 'mil_image_scores', 'mil_loss',
+    'mine_pseudo_boxes', 'oicr_pseudo_labels', 'segment_softmax',
+    'weighted_cross_entropy'
 ]

@@ -1,0 +1,3 @@
+from .oicr_head import OICRHead
+
+__all__ = ['OICRHead']

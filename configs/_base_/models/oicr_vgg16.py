@@ -1,0 +1,49 @@
+# OICR (Tang et al., CVPR 2017) on VGG16 features for the 5 abnormal Bethesda
+# classes: SSD's VGG16 (conv4_3 at stride 8, 512 channels; fc7 at stride 16,
+# 1024 channels), RoIAlign 7x7 on fc7, two shared FCs, the two-stream MIL
+# branch and K = 3 refinement classifiers. ImageNet weights (caffe VGG16)
+# come from open-mmlab:// when the machine can reach it; offline, set
+# model.backbone.init_cfg=None.
+model = dict(
+    type='WSODDetector',
+    data_preprocessor=dict(
+        type='DetDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[1, 1, 1],
+        bgr_to_rgb=True,
+        pad_size_divisor=32),
+    backbone=dict(
+        type='SSDVGG',
+        depth=16,
+        with_last_pool=False,
+        ceil_mode=True,
+        out_indices=(3, 4),
+        out_feature_indices=(22, 34),
+        init_cfg=dict(
+            type='Pretrained', checkpoint='open-mmlab://vgg16_caffe')),
+    feat_levels=(1, ),
+    roi_head=dict(
+        type='OICRHead',
+        num_classes=5,
+        bbox_roi_extractor=dict(
+            type='SingleRoIExtractor',
+            roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
+            out_channels=1024,
+            featmap_strides=[16]),
+        num_shared_fcs=2,
+        fc_out_channels=1024,
+        dropout_ratio=0.5,
+        num_refine_stages=3,
+        fg_iou_thr=0.5,
+        bg_ignore_iou_thr=None,
+        # a cytology image holds many abnormal cells of a class: the top 10 %
+        # of the proposals per positive class, NMS at 0.3, become pseudo boxes
+        pseudo_label='top_ratio',
+        top_ratio=0.1,
+        pseudo_nms_thr=0.3,
+        # OICR Eq. (2) sums the BCE over the C classes; the loss averages it
+        loss_mil_weight=5.0,
+        test_cfg=dict(
+            score_thr=0.001,
+            nms=dict(type='nms', iou_threshold=0.3),
+            max_per_img=100)))
