@@ -8,7 +8,8 @@
 _base_ = [
     '../_base_/models/oicr_ssd512_vgg16.py',
     '../_base_/datasets/cervical_mosaic_bethesda_512_weak.py',
-    '../_base_/default_runtime.py'
+    '../_base_/default_runtime.py',
+    '../_base_/schedules/adam_120e_ld-wsccd.py'
 ]
 model = dict(roi_head=dict(num_refine_stages=3))
 
@@ -26,27 +27,7 @@ train_pipeline = [
 train_dataloader = dict(
     batch_size=10, num_workers=4, dataset=dict(pipeline=train_pipeline))
 
-max_epochs = 120
-train_cfg = dict(
-    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=500),
-    dict(
-        type='MultiStepLR',
-        begin=0,
-        end=max_epochs,
-        by_epoch=True,
-        milestones=[80, 110],
-        gamma=0.1)
-]
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='Adam', lr=1e-4, weight_decay=5e-4),
-    clip_grad=dict(max_norm=35, norm_type=2))
-auto_scale_lr = dict(enable=False, base_batch_size=10)
+# schedule: ../_base_/schedules/adam_120e_ld-wsccd.py (the LD-WSCCD setting)
 default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=3))
 # Without distillation the SSD extra levels (2-4) get no gradient: they are
 # kept so that this student and the distilled one share one architecture

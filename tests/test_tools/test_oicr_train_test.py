@@ -1,13 +1,14 @@
-"""The OICR CPU config end to end: proposals for real-crop mosaics,
-tools/train.py from image-level labels only, tools/test.py with COCO AP and
-CorLoc, predictions in original image coordinates."""
+"""The OICR CPU config end to end: proposals for real-crop mosaics, a
+2-process gloo tools/dist_train.sh run from image-level labels only (DDP,
+distributed COCO + CorLoc validation), tools/test.py with COCO AP and CorLoc,
+predictions in original image coordinates."""
 import json
 import sys
 
 import pytest
 from mmengine.fileio import load
 
-from conftest import ROOT, run_tool
+from conftest import ROOT, free_port, run_tool
 
 OICR_CPU = ROOT / 'configs' / 'oicr' / \
     'oicr_r18-w32_adam-cpu_cervical-mosaic-bethesda-512.py'
@@ -52,17 +53,18 @@ log_processor = dict(window_size=1)
 randomness = dict(seed=0)
 """)
     work = tmp / 'work'
-    proc = run_tool([sys.executable, ROOT / 'tools' / 'train.py', cfg,
-                     '--work-dir', work])
+    proc = run_tool(['bash', ROOT / 'tools' / 'dist_train.sh', cfg, 2,
+                     '--work-dir', work], env=dict(PORT=str(free_port())))
     return tmp, cfg, work, proc.stdout + proc.stderr
 
 
 def test_training_logs_mil_and_refinement_losses(oicr_run):
     _, _, work, out = oicr_run
+    assert 'Distributed training: True' in out
     path = next(work.glob('*/vis_data/scalars.json'))
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     train = [r for r in rows if 'loss_mil' in r]
-    assert len(train) == 12  # 8 images, batch 2, 3 epochs
+    assert len(train) == 6  # 8 images, 2 processes x batch 2, 3 epochs
     for r in train:
         assert {'loss_ref1', 'loss_ref2', 'loss_ref3'} <= set(r)
         assert all(r[k] == r[k] and r[k] < 1e4 for k in r

@@ -71,6 +71,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+# One IoU and one proposal-file key for the tool, the dataset and CorLoc.
+from cervdet.datasets.weak_coco import proposal_key  # noqa: E402
+from cervdet.evaluation.metrics.corloc_metric import box_iou  # noqa: E402
+
 SPLITS: Tuple[str, ...] = ('train', 'val', 'test')
 
 #: Stain vectors (rows: hematoxylin, eosin, DAB) in RGB optical density,
@@ -540,27 +545,6 @@ def generate_proposals(img: np.ndarray, cfg: ProposalConfig = ProposalConfig()
 # ----------------------------------------------------------------------------
 # Recall
 # ----------------------------------------------------------------------------
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of two sets of xyxy boxes (areas ``(x2-x1)*(y2-y1)``).
-
-    Args:
-        a (np.ndarray): ``[N, 4]``.
-        b (np.ndarray): ``[M, 4]``.
-
-    Returns:
-        np.ndarray: float64 ``[N, M]``.
-    """
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    union = area_a[:, None] + area_b[None] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.)
-
-
 def best_overlaps(proposals: Sequence[np.ndarray],
                   gt_boxes: Sequence[np.ndarray]) -> np.ndarray:
     """Best IoU of every ground-truth box with any proposal of its image.
@@ -614,19 +598,6 @@ def proposal_recall(proposals: Sequence[np.ndarray],
 # ----------------------------------------------------------------------------
 # COCO sets and files
 # ----------------------------------------------------------------------------
-def proposal_key(img_path: str) -> str:
-    """Key of an image in a proposal file: ``<folder name>/<file name>``.
-
-    mmdet 3.3's ``BaseDetDataset.load_proposals`` looks proposals up by the
-    last folder of ``img_path`` and the file name, e.g.
-    ``data/mosaic/images/train/a.jpg`` -> ``'train/a.jpg'``. Same as
-    :func:`cervdet.datasets.weak_coco.proposal_key` (repeated so that the
-    tool does not import torch; a test checks they agree).
-    """
-    folder, name = osp.split(str(img_path))
-    return osp.join(osp.split(folder)[-1], name)
-
-
 def load_coco_images(ann_file: Path, img_dir: Path, file_suffix: str = ''
                      ) -> List[Tuple[str, np.ndarray]]:
     """Images of a COCO file with their ground-truth boxes.

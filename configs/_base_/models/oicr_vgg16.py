@@ -4,23 +4,14 @@
 # branch and K = 3 refinement classifiers. ImageNet weights (caffe VGG16)
 # come from open-mmlab:// when the machine can reach it; offline, set
 # model.backbone.init_cfg=None.
+_base_ = ['./ssd512_vgg16.py']
+# SSD's VGG16 and normalisation (std 1), padded to a multiple of 32.
 model = dict(
+    _delete_=True,
     type='WSODDetector',
     data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[1, 1, 1],
-        bgr_to_rgb=True,
-        pad_size_divisor=32),
-    backbone=dict(
-        type='SSDVGG',
-        depth=16,
-        with_last_pool=False,
-        ceil_mode=True,
-        out_indices=(3, 4),
-        out_feature_indices=(22, 34),
-        init_cfg=dict(
-            type='Pretrained', checkpoint='open-mmlab://vgg16_caffe')),
+        _base_.model.data_preprocessor, pad_size_divisor=32),
+    backbone=_base_.model.backbone,
     feat_levels=(1, ),
     roi_head=dict(
         type='OICRHead',

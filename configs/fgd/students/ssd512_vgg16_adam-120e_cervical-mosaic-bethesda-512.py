@@ -7,7 +7,8 @@
 _base_ = [
     '../../_base_/models/ssd512_vgg16.py',
     '../../_base_/datasets/cervical_mosaic_bethesda_512.py',
-    '../../_base_/default_runtime.py'
+    '../../_base_/default_runtime.py',
+    '../../_base_/schedules/adam_120e_ld-wsccd.py'
 ]
 input_size = 512
 # SSD's augmentation (MMDetection's ssd512_coco.py) with flips both ways:
@@ -53,25 +54,5 @@ train_dataloader = dict(
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 
-max_epochs = 120
-train_cfg = dict(
-    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=500),
-    dict(
-        type='MultiStepLR',
-        begin=0,
-        end=max_epochs,
-        by_epoch=True,
-        milestones=[80, 110],
-        gamma=0.1)
-]
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='Adam', lr=1e-4, weight_decay=5e-4),
-    clip_grad=dict(max_norm=35, norm_type=2))
-auto_scale_lr = dict(enable=False, base_batch_size=10)
+# schedule: ../_base_/schedules/adam_120e_ld-wsccd.py (the LD-WSCCD setting)
 default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=3))
