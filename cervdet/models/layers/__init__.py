@@ -1,9 +1,12 @@
+from .metric_projection_head import MetricProjectionHead
 from .oicr_pseudo_labels import (PseudoLabels, assign_pseudo_labels,
                                  mil_image_scores, mil_loss,
                                  mine_pseudo_boxes, oicr_pseudo_labels,
                                  segment_softmax, weighted_cross_entropy)
 from .patch_crop import (crop_patches, normalization_transfer, patch_regions,
                          transfer_normalization)
+from .prototype_memory_bank import (PrototypeMemoryBank, class_prototypes,
+                                    soft_class_prototypes)
 from .topk_suspicious import (count_per_image, flatten_dense_outputs,
                               rank_within_groups, select_topk_suspicious)
 
@@ -13,5 +16,6 @@ __all__ = [
     'rank_within_groups', 'select_topk_suspicious', 'PseudoLabels',
     'assign_pseudo_labels', 'mil_image_scores', 'mil_loss',
     'mine_pseudo_boxes', 'oicr_pseudo_labels', 'segment_softmax',
-    'weighted_cross_entropy'
+    'weighted_cross_entropy', 'MetricProjectionHead', 'PrototypeMemoryBank',
+    'class_prototypes', 'soft_class_prototypes'
 ]

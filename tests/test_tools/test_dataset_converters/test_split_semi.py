@@ -1,0 +1,182 @@
+"""Tests of tools/dataset_converters/split_semi.py on the tiny mosaic set and
+hand-made files."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TOOLS = Path(__file__).resolve().parents[3] / 'tools' / 'dataset_converters'
+sys.path.insert(0, str(TOOLS))
+import split_semi as ss  # noqa: E402
+
+PERCENTS = (25, 50, 75, 100)
+
+
+def _ids(path: Path) -> set:
+    return {im['id'] for im in json.loads(path.read_text())['images']}
+
+
+def _positive_ids(coco: dict) -> set:
+    return {a['image_id'] for a in coco['annotations']}
+
+
+@pytest.fixture(scope='module')
+def split(tiny_mosaic, tmp_path_factory):
+    """The default split of the mosaic train file, through the CLI."""
+    ann = tiny_mosaic / 'annotations' / 'train.json'
+    out = tmp_path_factory.mktemp('semi') / 'semi'
+    assert ss.main([str(ann), '--out-dir', str(out), '--seed', '3']) == 0
+    return ann, out
+
+
+def test_disjoint_complete_sizes_and_annotations(split):
+    ann, out = split
+    src = json.loads(ann.read_text())
+    all_ids = {im['id'] for im in src['images']}
+    pos, n = _positive_ids(src), len(src['images'])
+    n_pos = len(pos & all_ids)
+    assert 0 < n_pos < n  # the fixture has negatives and positives
+    for p in PERCENTS:
+        lab_path, unl_path = ss.output_paths(out, p)
+        lab, unl = json.loads(lab_path.read_text()), \
+            json.loads(unl_path.read_text())
+        lab_ids, unl_ids = _ids(lab_path), _ids(unl_path)
+        assert not lab_ids & unl_ids and lab_ids | unl_ids == all_ids
+        # stratified: each stratum rounded half up (>= 1 positive)
+        k_pos = max(1, int(np.floor(p / 100 * n_pos + .5)))
+        k_neg = int(np.floor(p / 100 * (n - n_pos) + .5))
+        assert len(lab_ids & pos) == k_pos
+        assert len(lab_ids - pos) == k_neg
+        # labeled: all and only the annotations of its images
+        assert sorted(a['id'] for a in lab['annotations']) == sorted(
+            a['id'] for a in src['annotations'] if a['image_id'] in lab_ids)
+        assert unl['annotations'] == []
+        assert lab['categories'] == src['categories'] == unl['categories']
+        # file order kept
+        order = [im['id'] for im in src['images']]
+        assert [im['id'] for im in lab['images']] == [
+            i for i in order if i in lab_ids]
+    assert _ids(ss.output_paths(out, 100)[0]) == all_ids
+    assert _ids(ss.output_paths(out, 100)[1]) == set()
+
+
+def test_nested(split):
+    _, out = split
+    labeled = [_ids(ss.output_paths(out, p)[0]) for p in PERCENTS]
+    for small, large in zip(labeled, labeled[1:]):
+        assert small < large
+
+
+def test_negatives_stratified_on_larger_file():
+    """100 positives, 40 negatives: every fraction keeps the 5:2 ratio."""
+    coco = dict(images=[dict(id=i) for i in range(140)],
+                annotations=[dict(id=i, image_id=i, category_id=1)
+                             for i in range(100)],
+                categories=[dict(id=1, name='HSIL')])
+    masks = ss.split_semi(coco, (10, 25, 50), seed=1)
+    for p, mask in masks.items():
+        assert mask[:100].sum() == round(p) and mask[100:].sum() == 0.4 * p
+    assert (masks[10] <= masks[25]).all() and (masks[25] <= masks[50]).all()
+
+
+def test_deterministic_and_seed_dependent(split, tmp_path):
+    ann, out = split
+    again = tmp_path / 'again'
+    assert ss.main([str(ann), '--out-dir', str(again), '--seed', '3']) == 0
+    for p in PERCENTS:
+        for a, b in zip(ss.output_paths(out, p), ss.output_paths(again, p)):
+            assert a.read_text() == b.read_text()
+    coco = ss.load_coco(ann)
+    seeds = {tuple(np.flatnonzero(ss.split_semi(coco, [50], s)[50]))
+             for s in range(6)}
+    assert len(seeds) > 1
+
+
+def test_refuses_overwrite(split, capsys):
+    ann, out = split
+    before = ss.output_paths(out, 25)[0].read_text()
+    assert ss.main([str(ann), '--out-dir', str(out), '--seed', '4']) == 1
+    assert '--force-overwrite' in capsys.readouterr().err
+    assert ss.output_paths(out, 25)[0].read_text() == before
+    assert ss.main([str(ann), '--out-dir', str(out), '--seed', '3',
+                    '--force-overwrite']) == 0
+    assert ss.output_paths(out, 25)[0].read_text() == before
+    printed = capsys.readouterr().out
+    assert '25%  labeled' in printed and 'unlabeled' in printed
+
+
+@pytest.mark.parametrize('text,match', [
+    ('', 'file is empty'),
+    ('{"images": [{"id": 1}', 'not valid JSON'),
+    ('[]', 'top level'),
+    ('{"images": [], "annotations": [], "categories": []}', '"images"'),
+    ('{"images": [{"id": 1}], "annotations": []}', '"categories"'),
+    ('{"images": [{"id": 1}, {"id": 1}], "categories": []}', 'duplicate'),
+    ('{"images": [{"id": 1}], "categories": [], "annotations": '
+     '[{"id": 1, "image_id": 7}]}', 'unknown image ids'),
+])
+def test_clear_errors(tmp_path, capsys, text, match):
+    ann = tmp_path / 'bad.json'
+    ann.write_text(text)
+    with pytest.raises(ss.CocoSplitError, match=match):
+        ss.load_coco(ann)
+    assert ss.main([str(ann), '--out-dir', str(tmp_path / 'o')]) == 1
+    err = capsys.readouterr().err
+    assert 'bad.json' in err and match.strip('"') in err
+    assert not (tmp_path / 'o').exists()
+
+
+def test_mmdet_coco_dataset_loads_outputs(split, tiny_mosaic):
+    """Both outputs load as in mmdet's semi_coco_detection base config."""
+    from mmdet.datasets import CocoDataset
+    _, out = split
+    src = json.loads((tiny_mosaic / 'annotations' / 'train.json').read_text())
+    classes = tuple(c['name'] for c in src['categories'])
+    lab_path, unl_path = ss.output_paths(out, 25)
+    common = dict(data_root=str(tiny_mosaic), metainfo=dict(classes=classes),
+                  data_prefix=dict(img='images/train/'), pipeline=[])
+    labeled = CocoDataset(ann_file=str(lab_path),
+                          filter_cfg=dict(filter_empty_gt=False), **common)
+    unlabeled = CocoDataset(ann_file=str(unl_path),
+                            filter_cfg=dict(filter_empty_gt=False), **common)
+    lab_infos = [labeled.get_data_info(i) for i in range(len(labeled))]
+    unl_infos = [unlabeled.get_data_info(i) for i in range(len(unlabeled))]
+    assert {d['img_id'] for d in lab_infos} == _ids(lab_path)
+    assert {d['img_id'] for d in unl_infos} == _ids(unl_path)
+    assert all(not d['instances'] for d in unl_infos)
+    assert sum(len(d['instances']) for d in lab_infos) == len(
+        json.loads(lab_path.read_text())['annotations'])
+    assert all(Path(d['img_path']).is_file() for d in lab_infos + unl_infos)
+
+
+def test_mmdet_semi_base_config_pipelines(split, tiny_mosaic):
+    """The 25 % files in mmdet's semi_coco_detection.py datasets, with its
+    sup / unsup pipelines (LoadEmptyAnnotations, MultiBranch)."""
+    import mmdet
+    from mmdet.registry import DATASETS
+    from mmengine.config import Config
+    base = Config.fromfile(Path(mmdet.__file__).parent / '.mim' / 'configs' /
+                           '_base_' / 'datasets' / 'semi_coco_detection.py')
+    _, out = split
+    src = json.loads((tiny_mosaic / 'annotations' / 'train.json').read_text())
+    classes = tuple(c['name'] for c in src['categories'])
+    lab_path, unl_path = ss.output_paths(out, 25)
+    items = {}
+    for key, ann in (('labeled_dataset', lab_path),
+                     ('unlabeled_dataset', unl_path)):
+        cfg = base[key].copy()
+        cfg.update(data_root=str(tiny_mosaic), ann_file=str(ann),
+                   data_prefix=dict(img='images/train/'),
+                   metainfo=dict(classes=classes))
+        dataset = DATASETS.build(cfg)
+        assert len(dataset) > 0
+        items[key] = dataset[0]
+    # MultiBranch fills every branch, None where the pipeline has none
+    sup = items['labeled_dataset']['data_samples']
+    assert sup['sup'] is not None and sup['unsup_teacher'] is None
+    unsup = items['unlabeled_dataset']['data_samples']
+    assert unsup['sup'] is None
+    assert len(unsup['unsup_teacher'].gt_instances) == 0
+    assert len(unsup['unsup_student'].gt_instances) == 0
