@@ -1,3 +1,5 @@
+from .dual_align_faster_rcnn import (LABELED_CONFIDENCES, LABELED_SOURCES,
+                                     DualAlignFasterRCNN)
 from .fgd_distiller import (FG_BOX_SOURCES, FGDDistiller,
                             extract_student_state_dict, gt_boxes_known,
                             select_teacher_boxes)
@@ -5,6 +7,7 @@ from .pcn_retinanet import PCNRetinaNet
 from .wsod_detector import WSODDetector, image_labels_from_sample
 
 __all__ = [
+    'DualAlignFasterRCNN', 'LABELED_CONFIDENCES', 'LABELED_SOURCES',
     'PCNRetinaNet', 'FGDDistiller', 'extract_student_state_dict',
     'FG_BOX_SOURCES', 'gt_boxes_known', 'select_teacher_boxes',
     'WSODDetector', 'image_labels_from_sample'

@@ -1,0 +1,68 @@
+# CPU-sized dual-alignment Faster R-CNN for the main job and tests: a
+# half-width ResNet-18 (base 32 channels) from scratch, 64-channel FPN and
+# heads, 384 px, a few hundred iterations. Not a paper setting.
+_base_ = [
+    './dual-align_faster-rcnn_r50_fpn_sgd-20k_semi-25_cervical-mosaic-bethesda-512.py'  # noqa: E501
+]
+img_scale = (384, 384)
+model = dict(
+    detector=dict(
+        backbone=dict(
+            depth=18,
+            stem_channels=32,
+            base_channels=32,
+            frozen_stages=-1,
+            norm_eval=False,
+            init_cfg=None),
+        neck=dict(in_channels=[32, 64, 128, 256], out_channels=64),
+        rpn_head=dict(in_channels=64, feat_channels=64),
+        roi_head=dict(
+            bbox_roi_extractor=dict(out_channels=64),
+            bbox_head=dict(in_channels=64, fc_out_channels=256))),
+    metric_head=dict(hidden_channels=256, out_channels=64),
+    # 'all' (>= 0) is the safer Proxy-NCA form from scratch
+    proxy_loss=dict(denominator='all'),
+    semi_train_cfg=dict(rampup_iters=100))
+
+max_iters = 300
+train_cfg = dict(max_iters=max_iters, val_interval=100)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+         end=50),
+    dict(type='MultiStepLR', begin=0, end=max_iters, by_epoch=False,
+         milestones=[200, 270], gamma=0.1)
+]
+optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
+default_hooks = dict(
+    logger=dict(interval=10), checkpoint=dict(interval=100))
+log_processor = dict(window_size=10)
+
+# The semi pipelines with Resize to img_scale.
+sup_pipeline = [
+    dict(t, scale=img_scale) if t['type'] == 'Resize' else t
+    for t in _base_.sup_pipeline
+]
+weak_pipeline = [
+    dict(t, scale=img_scale) if t['type'] == 'Resize' else t
+    for t in _base_.weak_pipeline
+]
+strong_pipeline = [
+    dict(t, scale=img_scale) if t['type'] == 'Resize' else t
+    for t in _base_.strong_pipeline
+]
+unsup_pipeline = _base_.unsup_pipeline[:2] + [
+    dict(_base_.unsup_pipeline[2], unsup_teacher=weak_pipeline,
+         unsup_student=strong_pipeline)
+]
+test_pipeline = [
+    dict(t, scale=img_scale) if t['type'] == 'Resize' else t
+    for t in _base_.test_pipeline
+]
+labeled_dataset = dict(_base_.labeled_dataset, pipeline=sup_pipeline)
+unlabeled_dataset = dict(_base_.unlabeled_dataset, pipeline=unsup_pipeline)
+train_dataloader = dict(
+    batch_size=4,
+    sampler=dict(batch_size=4),
+    dataset=dict(datasets=[labeled_dataset, unlabeled_dataset]))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

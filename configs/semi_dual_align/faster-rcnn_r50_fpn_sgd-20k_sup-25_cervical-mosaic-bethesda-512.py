@@ -1,0 +1,48 @@
+# Supervised baseline of the semi-supervised table: Faster R-CNN R50-FPN
+# trained on the 25 % labeled images only (annotations/semi/
+# train_labeled_25.json from split_semi.py), the dual-alignment config's
+# optimiser and iteration schedule (batch 2 labeled images, as the labeled
+# half of the semi batch).
+_base_ = [
+    'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
+    '../_base_/datasets/cervical_mosaic_bethesda_512.py',
+    '../_base_/default_runtime.py'
+]
+model = dict(roi_head=dict(bbox_head=dict(num_classes=5)))
+labeled_percent = 25
+train_dataloader = dict(
+    batch_size=2,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        ann_file=f'annotations/semi/train_labeled_{labeled_percent}.json'))
+max_iters = 20000
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop',
+                 max_iters=max_iters, val_interval=2000)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
+         end=500),
+    dict(type='MultiStepLR', begin=0, end=max_iters, by_epoch=False,
+         milestones=[14000, 18000], gamma=0.1)
+]
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='SGD', lr=0.005, momentum=0.9, weight_decay=1e-4))
+auto_scale_lr = dict(enable=False, base_batch_size=2)
+_coco_items = ['mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l', 'AR@100']
+val_evaluator = [
+    dict(type='CocoMetric',
+         ann_file=_base_.data_root + 'annotations/val.json', metric='bbox',
+         classwise=True, metric_items=_coco_items),
+    dict(type='IoURangeCocoMetric',
+         ann_file=_base_.data_root + 'annotations/val.json', metric='bbox',
+         prefix='iou_range'),
+]
+test_evaluator = [
+    dict(e, ann_file=_base_.data_root + 'annotations/test.json')
+    for e in val_evaluator
+]
+default_hooks = dict(
+    checkpoint=dict(by_epoch=False, interval=2000, max_keep_ckpts=2))
+log_processor = dict(by_epoch=False)
