@@ -6,7 +6,8 @@
 _base_ = [
     'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
     '../_base_/datasets/semi_cervical_mosaic_bethesda_512.py',
-    '../_base_/default_runtime.py'
+    '../_base_/default_runtime.py',
+    '../_base_/schedules/sgd_20k_semi.py'
 ]
 detector = _base_.model
 detector.roi_head.bbox_head.num_classes = 5
@@ -36,20 +37,11 @@ model = dict(
         min_pseudo_bbox_wh=(1e-2, 1e-2)),
     semi_test_cfg=dict(predict_on='teacher'))
 
-max_iters = 20000
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=_base_.max_iters,
                  val_interval=2000)
 val_cfg = dict(type='TeacherStudentValLoop')
 test_cfg = dict(type='TestLoop')
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
-         end=500),
-    dict(type='MultiStepLR', begin=0, end=max_iters, by_epoch=False,
-         milestones=[14000, 18000], gamma=0.1)
-]
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=0.005, momentum=0.9, weight_decay=1e-4))
+# param_scheduler, optim_wrapper: ../_base_/schedules/sgd_20k_semi.py
 auto_scale_lr = dict(enable=False, base_batch_size=4)
 default_hooks = dict(
     checkpoint=dict(by_epoch=False, interval=2000, max_keep_ckpts=2))

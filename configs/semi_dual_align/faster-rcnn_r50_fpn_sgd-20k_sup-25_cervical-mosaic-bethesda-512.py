@@ -6,7 +6,8 @@
 _base_ = [
     'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
     '../_base_/datasets/cervical_mosaic_bethesda_512.py',
-    '../_base_/default_runtime.py'
+    '../_base_/default_runtime.py',
+    '../_base_/schedules/sgd_20k_semi.py'
 ]
 model = dict(roi_head=dict(bbox_head=dict(num_classes=5)))
 labeled_percent = 25
@@ -15,20 +16,11 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         ann_file=f'annotations/semi/train_labeled_{labeled_percent}.json'))
-max_iters = 20000
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop',
-                 max_iters=max_iters, val_interval=2000)
+                 max_iters=_base_.max_iters, val_interval=2000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
-         end=500),
-    dict(type='MultiStepLR', begin=0, end=max_iters, by_epoch=False,
-         milestones=[14000, 18000], gamma=0.1)
-]
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=0.005, momentum=0.9, weight_decay=1e-4))
+# param_scheduler, optim_wrapper: ../_base_/schedules/sgd_20k_semi.py
 auto_scale_lr = dict(enable=False, base_batch_size=2)
 _coco_items = ['mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l', 'AR@100']
 val_evaluator = [
