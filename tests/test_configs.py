@@ -24,6 +24,9 @@ def test_config_parses(path: Path):
     cfg = Config.fromfile(str(path))
     assert cfg.get('default_scope') in ('mmdet', 'mmpretrain')
     assert 'cervdet' in cfg.get('custom_imports', {}).get('imports', [])
+    # a `_delete_` with nothing to delete in the bases stays in the final
+    # config and breaks the build of that part (e.g. the train loop)
+    assert '_delete_' not in cfg.pretty_text
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         ann_file=f'annotations/semi/train_labeled_{labeled_percent}.json'))
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop',
+train_cfg = dict(type='IterBasedTrainLoop',
                  max_iters=_base_.max_iters, val_interval=2000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
