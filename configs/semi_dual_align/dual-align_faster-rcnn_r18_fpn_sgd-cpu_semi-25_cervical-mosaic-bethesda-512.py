@@ -2,36 +2,19 @@
 # half-width ResNet-18 (base 32 channels) from scratch, 64-channel FPN and
 # heads, 384 px, a few hundred iterations. Not a paper setting.
 _base_ = [
-    './dual-align_faster-rcnn_r50_fpn_sgd-20k_semi-25_cervical-mosaic-bethesda-512.py'  # noqa: E501
+    './dual-align_faster-rcnn_r50_fpn_sgd-20k_semi-25_cervical-mosaic-bethesda-512.py',  # noqa: E501
+    './_base_/cpu_faster-rcnn_r18-w32.py'
 ]
 img_scale = (384, 384)
 model = dict(
-    detector=dict(
-        backbone=dict(
-            depth=18,
-            stem_channels=32,
-            base_channels=32,
-            frozen_stages=-1,
-            norm_eval=False,
-            init_cfg=None),
-        neck=dict(in_channels=[32, 64, 128, 256], out_channels=64),
-        rpn_head=dict(in_channels=64, feat_channels=64),
-        roi_head=dict(
-            bbox_roi_extractor=dict(out_channels=64),
-            bbox_head=dict(in_channels=64, fc_out_channels=256))),
+    detector=_base_.cpu_faster_rcnn,
     metric_head=dict(hidden_channels=256, out_channels=64),
     # 'all' (>= 0) is the safer Proxy-NCA form from scratch
     proxy_loss=dict(denominator='all'),
     semi_train_cfg=dict(rampup_iters=100))
 
-max_iters = 300
-train_cfg = dict(max_iters=max_iters, val_interval=100)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
-         end=50),
-    dict(type='MultiStepLR', begin=0, end=max_iters, by_epoch=False,
-         milestones=[200, 270], gamma=0.1)
-]
+train_cfg = dict(max_iters=_base_.cpu_max_iters, val_interval=100)
+param_scheduler = _base_.cpu_param_scheduler
 optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
 default_hooks = dict(
     logger=dict(interval=10), checkpoint=dict(interval=100))
