@@ -2,6 +2,7 @@ from .cervical_coco import CervicalCocoDataset, CocoAnnotationError
 from .classes import (BETHESDA_CLASSES, BETHESDA_PALETTE, TCT11_CLASSES,
                       TCT11_PALETTE)
 from .coco_checks import check_coco, format_report
+from .transforms import *  # noqa: F401,F403
 from .weak_coco import (WEAK_META_KEYS, WEAK_TEST_META_KEYS, WeakCocoDataset,
                         select_box_images)
 
@@ -11,3 +12,6 @@ __all__ = [
     'format_report', 'WeakCocoDataset', 'WEAK_META_KEYS',
     'WEAK_TEST_META_KEYS', 'select_box_images'
 ]
+__all__ += transforms.__all__  # noqa: F405
+from .roi_bag_dataset import ROIBagDataset, cache_name, xywh_to_xyxy_checked
+__all__ += ['ROIBagDataset', 'cache_name', 'xywh_to_xyxy_checked']

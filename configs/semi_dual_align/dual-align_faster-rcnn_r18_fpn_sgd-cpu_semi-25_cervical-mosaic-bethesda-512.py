@@ -13,6 +13,14 @@ model = dict(
     proxy_loss=dict(denominator='all'),
     semi_train_cfg=dict(rampup_iters=100))
 
+# The CPU detector trains its BatchNorm statistics (norm_eval=False, from
+# scratch): the EMA teacher must average them too. mmdet's default
+# (skip_buffer=True, right for the frozen ImageNet BN of the R50 configs)
+# left the teacher with its iteration-0 statistics under drifting weights,
+# and it fell to AP50 0.6 in 300 steps (README, "warm start").
+custom_hooks = [
+    dict(type='MeanTeacherHook', momentum=0.001, skip_buffer=False)
+]
 train_cfg = dict(max_iters=_base_.cpu_max_iters, val_interval=100)
 param_scheduler = _base_.cpu_param_scheduler
 optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))

@@ -940,16 +940,19 @@ def build_split(cfg: MosaicConfig, split: str, pool: Dict, crops: CropCache,
     return coco, used
 
 
-def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
-    """Refuse a non-empty ``out_dir`` unless ``overwrite``; then clear our files."""
+def _prepare_out_dir(out_dir: Path, overwrite: bool,
+                     flag: str = '--overwrite (overwrite=True)') -> None:
+    """Refuse a non-empty ``out_dir`` unless ``overwrite``; then clear our
+    files (``images/``, ``annotations/``, ``meta.json``). ``flag`` names the
+    option that allows it in the error message."""
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f'{out_dir} exists and is not a folder')
     if out_dir.is_dir() and any(out_dir.iterdir()):
         if not overwrite:
             raise FileExistsError(
                 f'{out_dir} is not empty; refusing to overwrite it. Pass '
-                '--overwrite (overwrite=True) to replace a previous build, or '
-                'choose another --out-dir.')
+                f'{flag} to replace a previous build, or choose another '
+                '--out-dir.')
         for sub in ('images', 'annotations'):
             if (out_dir / sub).is_dir():
                 shutil.rmtree(out_dir / sub)

@@ -2,3 +2,7 @@ from .fgd_distill_hook import (FGDDistillHook, fgd_schedule_weight,
                                student_checkpoint)
 
 __all__ = ['FGDDistillHook', 'fgd_schedule_weight', 'student_checkpoint']
+from .dino_freeze_last_layer_hook import (  # noqa: E402
+    DINOFreezeLastLayerHook, last_layer_frozen)
+
+__all__ += ['DINOFreezeLastLayerHook', 'last_layer_frozen']

@@ -19,3 +19,17 @@ __all__ = [
     'weighted_cross_entropy', 'MetricProjectionHead', 'PrototypeMemoryBank',
     'class_prototypes', 'soft_class_prototypes'
 ]
+# issue 7: global-local ROI classifier layers (mmpretrain scope)
+from .att_blstm import AttBLSTM, masked_softmax, run_packed_rnn  # noqa: E402
+from .cell_pseudo_labels import (cell_branch_loss,  # noqa: E402
+                                 cell_pseudo_targets, select_top_least)
+from .cell_vit import CellViT  # noqa: E402
+from .gated_attention_mil import GatedAttentionMIL  # noqa: E402
+from .rnn_aggregator import RNNAggregator  # noqa: E402
+from .roi_cross_attention import ROICrossAttention  # noqa: E402
+
+__all__ += [
+    'AttBLSTM', 'masked_softmax', 'run_packed_rnn', 'cell_branch_loss',
+    'cell_pseudo_targets', 'select_top_least', 'CellViT',
+    'GatedAttentionMIL', 'RNNAggregator', 'ROICrossAttention'
+]

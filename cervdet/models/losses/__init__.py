@@ -16,3 +16,10 @@ __all__ = [
     'select_pseudo_labels', 'PrototypeAlignmentLoss',
     'prototype_alignment_loss', 'sigmoid_rampup'
 ]
+from .dino_loss import (DINOLoss, dino_loss, teacher_entropy,  # noqa: E402
+                        teacher_temp_schedule, uniform_entropy, update_center)
+
+__all__ += [
+    'DINOLoss', 'dino_loss', 'teacher_temp_schedule', 'teacher_entropy',
+    'update_center', 'uniform_entropy'
+]

@@ -1,28 +1,7 @@
-# Runtime of the PCN (stage 2) configs: mmpretrain scope, cervdet registered,
-# device-agnostic distributed training (CervdetRunner: nccl on GPUs, gloo on
-# CPUs) as for the detectors.
-default_scope = 'mmpretrain'
-custom_imports = dict(imports=['cervdet'], allow_failed_imports=False)
-runner_type = 'CervdetRunner'
-
+# Runtime of the PCN (stage 2) configs: the shared mmpretrain-scope runtime,
+# keeping the checkpoint with the best abnormal-vs-normal ROC-AUC.
+_base_ = ['../../_base_/mmpretrain_runtime.py']
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50),
-    param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(
-        type='CheckpointHook', interval=1, max_keep_ckpts=2,
-        save_best='pcn/roc_auc', rule='greater'),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='VisualizationHook', enable=False))
-
-env_cfg = dict(
-    cudnn_benchmark=False,
-    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend=None))
-
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
-log_level = 'INFO'
-load_from = None
-resume = False
-randomness = dict(seed=0, deterministic=False)
+        interval=1, max_keep_ckpts=2, save_best='pcn/roc_auc',
+        rule='greater'))

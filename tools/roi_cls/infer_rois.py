@@ -1,0 +1,239 @@
+"""Classify every ROI image of a folder (or one image) with a trained ROI
+classifier; the cells come from a cervdet detector or an annotation file.
+
+Writes::
+
+    OUT/results.json        # {"run": {...}, "results": [per-ROI result]}
+    OUT/rois/<stem>.json    # one per ROI (the same dicts)
+    OUT/vis/<stem>.jpg      # cells coloured by attention (not with
+                            # --no-pictures), see tools/roi_cls/draw_roi.py
+
+A per-ROI result is :class:`cervdet.apis.ROIInferencer`'s (``roi_class``,
+``roi_scores``, ``cells`` with ``bbox``, ``attention``, ``det_score``,
+``cell_class``...) plus ``stem``; an image that cannot be processed
+(missing, corrupt, not in ``--ann-file``) gets ``roi_class`` None and an
+``error`` and the others go on. ``results.json`` is never overwritten without
+``--force-overwrite``.
+
+Examples::
+
+    # cells from a detector
+    python tools/roi_cls/infer_rois.py ROI_CONFIG ROI_CKPT data/rois/ \\
+        --out-dir work_dirs/roi_infer --det-config DET_CONFIG \\
+        --det-checkpoint DET_CKPT --det-score-thr 0.3 \\
+        --encoder-checkpoint r50.pth --encoder-checkpoint-prefix backbone.
+    # cells from an annotation file (COCO, e.g. build_roi_set.py's)
+    python tools/roi_cls/infer_rois.py ROI_CONFIG ROI_CKPT \\
+        data/cervical-roi-512/images/test --ann-file \\
+        data/cervical-roi-512/annotations/test.json --out-dir OUT
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import sys
+import time
+import traceback
+from collections import Counter
+from typing import List, Optional, Sequence
+
+from tqdm import tqdm
+
+# the checkout's cervdet, as tools/train.py
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+
+IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse the command line."""
+    p = argparse.ArgumentParser(
+        description='ROI classification of a folder of images (cells from '
+                    'a detector or an annotation file).')
+    p.add_argument('roi_config', help='ROI classifier config')
+    p.add_argument('roi_checkpoint', help='ROI classifier checkpoint')
+    p.add_argument('input', help='an image or a folder of images')
+    p.add_argument('--out-dir', required=True, help='output folder')
+    p.add_argument('--det-config', default=None, help='detector config')
+    p.add_argument('--det-checkpoint', default=None,
+                   help='detector checkpoint')
+    p.add_argument('--det-score-thr', type=float, default=0.3,
+                   help='lowest detection score of a cell')
+    p.add_argument('--det-max-cells', type=int, default=1000,
+                   help='most cells per ROI (best scores)')
+    p.add_argument('--ann-file', default=None,
+                   help='COCO annotation file giving the cell boxes (instead '
+                        'of a detector); images are matched by file name')
+    p.add_argument('--encoder-checkpoint', default=None,
+                   help='cell encoder weights (models trained on cached '
+                        'features: the checkpoint the cache was made with)')
+    p.add_argument('--encoder-checkpoint-prefix', default='',
+                   help='key prefix of the encoder, e.g. "backbone."')
+    p.add_argument('--allow-random-encoder', action='store_true',
+                   help='accept a random cell encoder for a cached-feature '
+                        'model (only right if the cache came from it)')
+    p.add_argument('--device', default='cpu', help='cpu or cuda[:i]')
+    p.add_argument('--no-pictures', action='store_true',
+                   help='do not write OUT/vis/*.jpg')
+    p.add_argument('--max-label-cells', type=int, default=20,
+                   help='cells tagged with their class in the pictures')
+    p.add_argument('--force-overwrite', action='store_true',
+                   help='replace an existing OUT/results.json')
+    p.add_argument('--no-progress', action='store_true')
+    return p.parse_args(argv)
+
+
+def list_images(path: str) -> List[str]:
+    """The image files of a folder (sorted, not recursive) or one image.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist or a folder holds no
+            image.
+    """
+    if osp.isfile(path):
+        return [path]
+    if not osp.isdir(path):
+        raise FileNotFoundError(f'input {path} is neither a file nor a '
+                                'folder')
+    files = sorted(osp.join(path, f) for f in os.listdir(path)
+                   if f.lower().endswith(IMG_EXTS)
+                   and osp.isfile(osp.join(path, f)))
+    if not files:
+        raise FileNotFoundError(f'no image ({", ".join(IMG_EXTS)}) in {path}')
+    return files
+
+
+def unique_stems(paths: Sequence[str]) -> List[str]:
+    """Output names: the file stem, with the extension when stems clash."""
+    stems = [osp.splitext(osp.basename(p))[0] for p in paths]
+    counts = Counter(stems)
+    return [s if counts[s] == 1 else osp.basename(p).replace('.', '_')
+            for s, p in zip(stems, paths)]
+
+
+def _write_json(path: str, obj) -> None:
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w') as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command line entry point."""
+    args = parse_args(argv)
+    if (args.det_config is None) == (args.ann_file is None):
+        print('error: give the cells either with --det-config (and '
+              '--det-checkpoint) or with --ann-file', file=sys.stderr)
+        return 2
+    results_path = osp.join(args.out_dir, 'results.json')
+    if osp.exists(results_path) and not args.force_overwrite:
+        print(f'error: {results_path} exists; refusing to overwrite it. Pass '
+              '--force-overwrite to replace it, or choose another --out-dir.',
+              file=sys.stderr)
+        return 2
+    try:
+        images = list_images(args.input)
+    except FileNotFoundError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+
+    import cv2
+    import mmcv
+
+    from cervdet.apis import ROIInferencer, load_coco_boxes
+    from cervdet.visualization import draw_roi
+
+    boxes_of = load_coco_boxes(args.ann_file) if args.ann_file else None
+    try:
+        inferencer = ROIInferencer(
+            args.roi_config, args.roi_checkpoint,
+            det_config=args.det_config, det_checkpoint=args.det_checkpoint,
+            det_score_thr=args.det_score_thr,
+            det_max_cells=args.det_max_cells,
+            encoder_checkpoint=args.encoder_checkpoint,
+            encoder_checkpoint_prefix=args.encoder_checkpoint_prefix,
+            allow_random_encoder=args.allow_random_encoder,
+            device=args.device)
+    except (ValueError, FileNotFoundError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    os.makedirs(osp.join(args.out_dir, 'rois'), exist_ok=True)
+    if not args.no_pictures:
+        os.makedirs(osp.join(args.out_dir, 'vis'), exist_ok=True)
+
+    results = []
+    t0 = time.perf_counter()
+    stems = unique_stems(images)
+    input_root = args.input if osp.isdir(args.input) else \
+        osp.dirname(args.input)
+    for path, stem in tqdm(list(zip(images, stems)), unit='roi',
+                           desc='ROIs', disable=args.no_progress):
+        res = dict(img_path=path, stem=stem)
+        try:
+            img = mmcv.imread(path, channel_order='bgr')
+            if img is None:
+                raise ValueError('cannot read the image (corrupt or not an '
+                                 'image)')
+            boxes, gt = None, None
+            if boxes_of is not None:
+                rel = osp.relpath(path, input_root).replace(os.sep, '/')
+                gt = boxes_of.get(rel) or boxes_of.get(osp.basename(path))
+                if gt is None:
+                    raise ValueError(f'no entry in --ann-file {args.ann_file}'
+                                     f' for {osp.basename(path)}')
+                boxes = gt['boxes']
+            out = inferencer(img, boxes=boxes)
+            out['img_path'] = path
+            res.update(out)
+            if gt is not None:
+                res['gt_roi_class'] = gt.get('roi_label')
+                if len(gt['cell_classes']) == len(res['cells']):
+                    for c, name in zip(res['cells'], gt['cell_classes']):
+                        c['gt_cell_class'] = name
+            if not args.no_pictures:
+                pic = draw_roi(img, res, inferencer.classes,
+                               max_label_cells=args.max_label_cells)
+                vis = osp.join(args.out_dir, 'vis', f'{stem}.jpg')
+                if not cv2.imwrite(vis, pic):
+                    raise IOError(f'cannot write {vis}')
+                res['vis_path'] = vis
+        except Exception as e:  # report and go on with the other ROIs
+            res.update(roi_class=None, error=f'{type(e).__name__}: {e}')
+            if os.environ.get('CERVDET_DEBUG'):
+                traceback.print_exc()
+        _write_json(osp.join(args.out_dir, 'rois', f'{stem}.json'), res)
+        results.append(res)
+    dt = max(time.perf_counter() - t0, 1e-9)
+
+    done = [r for r in results if r.get('roi_class') is not None]
+    errors = [r for r in results if r.get('error')]
+    counts = Counter(r['roi_class'] for r in done)
+    per_class = {c: counts.get(c, 0) for c in inferencer.classes}
+    run = dict(
+        tool='tools/roi_cls/infer_rois.py', argv=list(argv or sys.argv[1:]),
+        roi_config=args.roi_config, roi_checkpoint=args.roi_checkpoint,
+        det_config=args.det_config, det_checkpoint=args.det_checkpoint,
+        det_score_thr=args.det_score_thr, ann_file=args.ann_file,
+        encoder_checkpoint=args.encoder_checkpoint,
+        attached_encoder=inferencer.attached_encoder,
+        classes=inferencer.classes, cell_size=inferencer.cell_size,
+        device=args.device, host=platform.node(),
+        num_rois=len(results), num_classified=len(done),
+        num_errors=len(errors),
+        num_without_cells=len(results) - len(done) - len(errors),
+        class_counts=per_class, seconds=round(dt, 3),
+        rois_per_second=round(len(results) / dt, 3),
+        time=time.strftime('%Y-%m-%d %H:%M:%S'))
+    _write_json(results_path, dict(run=run, results=results))
+    counts_txt = ', '.join(f'{c} {n}' for c, n in per_class.items())
+    print(f'{len(results)} ROIs ({len(done)} classified, {len(errors)} '
+          f'errors, {run["num_without_cells"]} without cells): {counts_txt}; '
+          f'{len(results) / dt:.2f} ROIs/s -> {results_path}')
+    for r in errors[:10]:
+        print(f'  error: {r["img_path"]}: {r["error"]}', file=sys.stderr)
+    return 0 if done or not results else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
