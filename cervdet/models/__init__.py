@@ -3,10 +3,9 @@ from .detectors import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
-from .necks import *  # noqa: F401,F403
 from .roi_heads import *  # noqa: F401,F403
 from .selfsup import *  # noqa: F401,F403
 __all__ = []
 __all__ += classifiers.__all__ + detectors.__all__ + heads.__all__  # noqa: F405
-__all__ += layers.__all__ + losses.__all__ + necks.__all__  # noqa: F405
+__all__ += layers.__all__ + losses.__all__  # noqa: F405
 __all__ += roi_heads.__all__ + selfsup.__all__  # noqa: F405

@@ -9,6 +9,12 @@ and skips them instead). File names are relative to ``IMG_DIR`` (the
 dataset's ``data_prefix.img``); sub-folders are searched with
 ``--recursive``.
 
+mmdet's own ``tools/dataset_converters/images2coco.py`` makes the same kind
+of file from a class-list text file; this tool differs where a labeled set
+already exists: the categories (ids and names) are copied from it rather
+than renumbered from 0, corrupt images are named (or skipped) instead of
+crashing, and an existing output is never overwritten silently.
+
 Example (semi-supervised training on a labeled COCO set plus a folder)::
 
     python tools/dataset_converters/images_to_coco.py data/unlabeled_tiles \\

@@ -46,8 +46,6 @@ from tqdm import tqdm
 # the checkout's cervdet, as tools/train.py
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 SPLITS = ('train', 'val', 'test')
 
 

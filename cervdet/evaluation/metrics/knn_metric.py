@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from mmengine.evaluator import BaseMetric
 from torch import Tensor
 
+from .roi_classification_metric import confusion_matrix, per_class_prf
+
 try:  # classifier metrics live in mmpretrain's scope
     from mmpretrain.registry import METRICS
 except ImportError:  # mmpretrain not installed: root registry (all scopes)
@@ -178,16 +180,13 @@ def f1_scores(pred: ArrayLike, target: ArrayLike,
         raise ValueError(f'{pred.size} predictions for {target.size} targets')
     if pred.size == 0:
         raise ValueError('f1_scores needs at least one test sample')
-    cm = np.bincount(target * num_classes + pred,
-                     minlength=num_classes * num_classes).reshape(
-                         num_classes, num_classes)  # [true, pred]
-    tp = np.diag(cm).astype(np.float64)
-    fp = cm.sum(0) - tp
-    fn = cm.sum(1) - tp
-    denom = 2 * tp + fp + fn
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    cm = confusion_matrix(target, pred, num_classes)  # [true, pred]
+    # F1 of a class neither present nor predicted: 0 (sklearn's
+    # zero_division=0), not the ROI metric's nan
+    f1 = np.nan_to_num(per_class_prf(cm)['f1'], nan=0.)
     support = cm.sum(1).astype(np.float64)
-    return dict(accuracy=float(tp.sum() / pred.size), f1=f1, support=support,
+    return dict(accuracy=float(np.trace(cm) / pred.size), f1=f1,
+                support=support,
                 weighted_f1=float((f1 * support).sum() / support.sum()))
 
 
