@@ -15,3 +15,17 @@ __all__ = [
 __all__ += transforms.__all__  # noqa: F405
 from .roi_bag_dataset import ROIBagDataset, cache_name, xywh_to_xyxy_checked
 __all__ += ['ROIBagDataset', 'cache_name', 'xywh_to_xyxy_checked']
+from .slide_bag_dataset import (SlideBagDataset, load_slide_bag,
+                                read_slide_labels)
+__all__ += ['SlideBagDataset', 'load_slide_bag', 'read_slide_labels']
+from .pyramidal_tiff import write_pyramidal_tiff, write_pyramidal_tiff_from_array
+from .slide_readers import (SlideOpenError, SlideReader, TiffFileReader,
+                            open_slide)
+from .slide_tiles import (SlideTileDataset, TilePlan, collate_tiles,
+                          plan_tiles, resolve_read_scale, tissue_mask)
+__all__ += [
+    'write_pyramidal_tiff', 'write_pyramidal_tiff_from_array',
+    'SlideOpenError', 'SlideReader', 'TiffFileReader', 'open_slide',
+    'SlideTileDataset', 'TilePlan', 'collate_tiles', 'plan_tiles',
+    'resolve_read_scale', 'tissue_mask'
+]

@@ -6,3 +6,8 @@ __all__ = [
     'checkpoint_safe_globals', 'register_checkpoint_safe_globals',
     'init_dist_device_agnostic', 'shutdown_dist'
 ]
+from .slide_merge import (concat_dets, drop_edge_boxes, index_dets,  # noqa
+                          merge_detections)
+
+__all__ += ['concat_dets', 'drop_edge_boxes', 'index_dets',
+            'merge_detections']

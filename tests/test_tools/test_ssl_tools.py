@@ -176,8 +176,17 @@ def test_readers_errors(tmp_path):
         readers.open_slide(tmp_path / 'missing.jpg')
     wsi = tmp_path / 'a.svs'
     wsi.write_bytes(b'not a slide')
-    with pytest.raises(ImportError, match='pip install openslide-python'):
+    # corrupt: every installed backend fails, each one's error is named
+    with pytest.raises(readers.SlideOpenError,
+                       match='pip install openslide-python'):
         readers.open_slide(wsi)
+    old_available = readers._available
+    readers._available = lambda name: False
+    try:  # no WSI package installed: says what to install
+        with pytest.raises(ImportError, match='pip install openslide-python'):
+            readers.open_slide(wsi)
+    finally:
+        readers._available = old_available
     img = np.zeros((10, 20, 3), np.uint8)
     img[:, :, 0] = np.arange(20)
     cv2.imwrite(str(tmp_path / 'a.png'), img[..., ::-1])

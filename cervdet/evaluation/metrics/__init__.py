@@ -13,3 +13,14 @@ __all__ += ['KNNMetric', 'weighted_knn_predict', 'stratified_splits',
 from .roi_classification_metric import (ROIClassificationMetric,
                                         confusion_matrix, per_class_prf)
 __all__ += ['ROIClassificationMetric', 'confusion_matrix', 'per_class_prf']
+from .slide_screening_metric import (BETHESDA_SLIDE_GRADES,
+                                     SlideScreeningMetric,
+                                     calibrate_grade_thresholds, call_grade,
+                                     screening_summary,
+                                     sensitivity_at_specificity, slide_auc,
+                                     topk_hit_rate,
+                                     triage_share_at_full_sensitivity)
+__all__ += ['SlideScreeningMetric', 'slide_auc', 'sensitivity_at_specificity',
+            'triage_share_at_full_sensitivity', 'topk_hit_rate',
+            'screening_summary', 'calibrate_grade_thresholds', 'call_grade',
+            'BETHESDA_SLIDE_GRADES']

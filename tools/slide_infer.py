@@ -1,0 +1,167 @@
+"""Screen whole slides or large fields with any cervdet / mmdet detector.
+
+    python tools/slide_infer.py CONFIG CHECKPOINT SLIDE_OR_FOLDER --out-dir DIR
+    bash tools/dist_slide_infer.sh CONFIG CHECKPOINT SLIDE_OR_FOLDER N --out-dir DIR
+
+Inputs: WSIs (.svs .ndpi .mrxs .tiff ... through openslide-python +
+openslide-bin, tiffslide or tifffile) and plain JPEG/PNG/TIFF fields. Every
+slide gets ``DIR/<slide stem>/`` with ``detections.csv`` / ``.parquet`` (level-0
+coordinates, class, score), ``detections.geojson`` (QuPath), ``gallery.png``
+(top cells), ``overview.png``, ``cells_topk.npz`` (top-k cells with features,
+for slide MIL models) and ``report.json`` (timing, tiles, counts, slide
+scores). ``DIR/summary.json`` lists every slide's status.
+
+Resume: run the same command again. Finished slides are skipped, an
+interrupted slide continues from its finished tiles (``partial/``), an
+unreadable slide is reported and the others go on. ``--overwrite`` redoes
+finished slides (their outputs are replaced).
+
+See docs/slide_screening.md.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import time
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description='Tiled detection over whole slides / large fields')
+    p.add_argument('config', help='detector config')
+    p.add_argument('checkpoint', help='detector checkpoint')
+    p.add_argument('slides', help='a slide / large image, or a folder of them')
+    p.add_argument('--out-dir', required=True, help='output folder')
+    p.add_argument('--device', default=None,
+                   help='cpu, cuda:0 ... (default: the process GPU if any)')
+    g = p.add_argument_group('tiles')
+    g.add_argument('--tile-size', type=int, default=512,
+                   help='tile side at the reading resolution (px)')
+    g.add_argument('--overlap', type=int, default=128,
+                   help='tile overlap (px); keep it >= the largest cell')
+    g.add_argument('--target-mpp', type=float, default=None,
+                   help='read at this resolution (um/px; the detector\'s '
+                   'training resolution); default: level 0')
+    g.add_argument('--mpp', type=float, default=None,
+                   help='level-0 um/px of inputs without metadata (plain '
+                   'images), or to override the slide\'s')
+    g.add_argument('--backend', default='auto',
+                   choices=['auto', 'image', 'openslide', 'tiffslide',
+                            'tifffile'])
+    g.add_argument('--batch-size', type=int, default=4)
+    g.add_argument('--num-workers', type=int, default=2,
+                   help='reader processes per detector process')
+    g.add_argument('--no-mask', action='store_true',
+                   help='read every tile (no blank-glass mask)')
+    g.add_argument('--min-tissue', type=float, default=0.02,
+                   help='smallest tissue fraction of a read tile')
+    g = p.add_argument_group('detections')
+    g.add_argument('--score-thr', type=float, default=0.05)
+    g.add_argument('--merge', default='nms', choices=['nms', 'ios', 'centre'])
+    g.add_argument('--class-agnostic', action='store_true',
+                   help='merge boxes of different classes too')
+    g.add_argument('--iou-thr', type=float, default=0.5)
+    g.add_argument('--ios-thr', type=float, default=0.6)
+    g.add_argument('--centre-dist-um', type=float, default=6.0)
+    g.add_argument('--edge-margin', type=float, default=2.0,
+                   help='drop boxes this close (px) to interior tile edges')
+    g = p.add_argument_group('slide call')
+    g.add_argument('--top-k', type=int, default=32)
+    g.add_argument('--topk-mean-k', type=int, default=10)
+    g.add_argument('--abnormal-classes', nargs='+', default=None)
+    g.add_argument('--cell-feature-size', type=int, default=64,
+                   help='crop side of the top-k cells embedded by the '
+                   'detector backbone (0: no features)')
+    g.add_argument('--mil-config', default=None)
+    g.add_argument('--mil-checkpoint', default=None)
+    g.add_argument('--thresholds', default=None,
+                   help='JSON from tools/slide/calibrate_thresholds.py')
+    g.add_argument('--gallery-top-n', type=int, default=10)
+    g.add_argument('--no-parquet', action='store_true')
+    p.add_argument('--overwrite', action='store_true',
+                   help='redo finished slides (replaces their outputs)')
+    p.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = p.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+    from mmengine.dist import get_dist_info
+
+    from cervdet.apis.slide_inference import SlideInferencer, list_slides
+    from cervdet.utils.dist import init_dist_device_agnostic, shutdown_dist
+
+    if args.launcher == 'pytorch':
+        init_dist_device_agnostic()
+    rank, world = get_dist_info()
+    slides = list_slides(args.slides)
+    device = args.device
+    if device is None and torch.cuda.is_available():
+        device = f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
+    inferencer = SlideInferencer(
+        args.config, args.checkpoint, device=device,
+        tile_size=args.tile_size, overlap=args.overlap,
+        target_mpp=args.target_mpp, mpp=args.mpp,
+        batch_size=args.batch_size, num_workers=args.num_workers,
+        backend=args.backend, score_thr=args.score_thr, merge=args.merge,
+        class_aware=not args.class_agnostic, iou_thr=args.iou_thr,
+        ios_thr=args.ios_thr, centre_dist_um=args.centre_dist_um,
+        edge_margin=args.edge_margin, use_mask=not args.no_mask,
+        min_tissue=args.min_tissue, top_k=args.top_k,
+        topk_mean_k=args.topk_mean_k,
+        abnormal_classes=args.abnormal_classes,
+        cell_feature_size=args.cell_feature_size,
+        mil_config=args.mil_config, mil_checkpoint=args.mil_checkpoint,
+        thresholds=args.thresholds, gallery_top_n=args.gallery_top_n,
+        write_parquet=not args.no_parquet)
+    os.makedirs(args.out_dir, exist_ok=True)
+    summary = []
+    t0 = time.perf_counter()
+    for i, slide in enumerate(slides):
+        report = inferencer.run(slide, args.out_dir, overwrite=args.overwrite)
+        row = dict(slide=report.get('slide', slide.stem), path=str(slide),
+                   status=report['status'])
+        if report['status'] == 'failed':
+            row['error'] = report['error']
+        else:
+            row.update(cells=report['detections']['merged'],
+                       slide_scores=report['slide_scores'],
+                       seconds=report['timing']['total_s'])
+            if 'slide_call' in report:
+                row['slide_call'] = report['slide_call']['grade']
+        summary.append(row)
+        if rank == 0:
+            extra = row.get('error') or (
+                f"{row['cells']} cells, max score "
+                f"{row['slide_scores']['max']:.3f}, "
+                f"{report['tiles']['read']} tiles read, "
+                f"{report['tiles']['skipped_blank']} blank skipped, "
+                f"{row['seconds']:.1f} s" if row['status'] == 'done' else
+                'finished before: skipped')
+            print(f'[{i + 1}/{len(slides)}] {slide.name}: {row["status"]}: '
+                  f'{extra}', flush=True)
+    if rank == 0:
+        out = dict(slides=summary, world_size=world,
+                   seconds=time.perf_counter() - t0)
+        tmp = osp.join(args.out_dir, f'.summary.json.tmp{os.getpid()}')
+        with open(tmp, 'w') as f:
+            json.dump(out, f, indent=2)
+        os.replace(tmp, osp.join(args.out_dir, 'summary.json'))
+        failed = [r for r in summary if r['status'] == 'failed']
+        print(f'{len(summary) - len(failed)} slides done or skipped, '
+              f'{len(failed)} failed; summary: '
+              f'{osp.join(args.out_dir, "summary.json")}')
+    shutdown_dist()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
