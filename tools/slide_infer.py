@@ -81,6 +81,8 @@ def parse_args(argv=None):
                    help='JSON from tools/slide/calibrate_thresholds.py')
     g.add_argument('--gallery-top-n', type=int, default=10)
     g.add_argument('--no-parquet', action='store_true')
+    p.add_argument('--no-progress', action='store_true',
+                   help='no progress bar over the tiles')
     p.add_argument('--overwrite', action='store_true',
                    help='redo finished slides (replaces their outputs)')
     p.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
@@ -121,7 +123,7 @@ def main(argv=None) -> int:
         cell_feature_size=args.cell_feature_size,
         mil_config=args.mil_config, mil_checkpoint=args.mil_checkpoint,
         thresholds=args.thresholds, gallery_top_n=args.gallery_top_n,
-        write_parquet=not args.no_parquet)
+        write_parquet=not args.no_parquet, progress=not args.no_progress)
     os.makedirs(args.out_dir, exist_ok=True)
     summary = []
     t0 = time.perf_counter()

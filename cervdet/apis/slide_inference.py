@@ -45,6 +45,7 @@ from mmengine.dist import (all_gather_object, barrier,
                            broadcast_object_list, get_dist_info)
 from mmengine.registry import DefaultScope
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from cervdet.datasets.slide_readers import open_slide
 from cervdet.datasets.slide_tiles import (SlideTileDataset, plan_tiles,
@@ -243,6 +244,8 @@ class SlideInferencer:
         chunk_tiles (int): Tiles per resume chunk (finished tiles are saved
             every ``chunk_tiles`` tiles).
         write_parquet (bool): Also write ``detections.parquet``.
+        progress (bool): Show a progress bar over the tiles (rank 0; with N
+            ranks it counts rank 0's tiles times N).
     """
 
     def __init__(self,
@@ -277,7 +280,8 @@ class SlideInferencer:
                  gallery_top_n: int = 10,
                  overview_max_side: int = 2048,
                  chunk_tiles: int = 64,
-                 write_parquet: bool = True) -> None:
+                 write_parquet: bool = True,
+                 progress: bool = False) -> None:
         import cervdet  # noqa: F401  (registers every cervdet module)
         if merge not in ('nms', 'ios', 'centre'):
             raise ValueError(f'merge={merge!r}: choose nms, ios or centre')
@@ -343,6 +347,7 @@ class SlideInferencer:
         self.overview_max_side = int(overview_max_side)
         self.chunk_tiles = max(1, int(chunk_tiles))
         self.write_parquet = bool(write_parquet)
+        self.progress = bool(progress)
         self.aggregators = self._build_aggregators()
         self.mil = self._build_mil(mil_config, mil_checkpoint)
         self.thresholds = self._load_thresholds(thresholds)
@@ -642,6 +647,10 @@ class SlideInferencer:
         t_model, seq = 0., 0
         buf, buf_done = [], []
         origins = torch.from_numpy(plan.origins)
+        rank, world = get_dist_info()
+        bar = tqdm(total=len(tiles) * world, unit='tile', leave=False,
+                   desc=f'{slide.name} (rank 0 of {world})' if world > 1
+                   else slide.name, disable=not self.progress or rank != 0)
         for batch in loader:
             tm = time.perf_counter()
             with torch.no_grad():
@@ -669,10 +678,12 @@ class SlideInferencer:
                     .astype(np.int64),
                     tiles=np.full(n, idx, np.int64)))
                 buf_done.append(int(idx))
+            bar.update(len(batch['tile_index']) * world)
             if len(buf_done) >= self.chunk_tiles:
                 self._save_chunk(partial, f'{tag}_{seq:05d}', buf, buf_done)
                 seq += 1
                 buf, buf_done = [], []
+        bar.close()
         if buf_done:
             self._save_chunk(partial, f'{tag}_{seq:05d}', buf, buf_done)
         return t_model, time.perf_counter() - t0, len(tiles)

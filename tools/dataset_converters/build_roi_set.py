@@ -6,9 +6,16 @@ ROI is one image holding many cells, labelled NILM / LSIL / HSIL after the
 *worst* cell it contains; the cell boxes and cell classes are kept for
 cell-level evaluation (the model never trains on them).
 
-The cell crops are real (CRIC Cervix collection, Rezende et al. 2021, CC BY 4.0,
-``cric_crops_bethesda``); the composition (placement, scale, background) is
-ours. The background is the one of ``build_mosaic.py`` (imported from it):
+The cell crops are real; the composition (placement, scale, background) is
+ours. Two sources (``--source``):
+
+* ``cric`` (default): the CRIC Cervix collection (Rezende et al. 2021, CC BY
+  4.0, ``cric_crops_bethesda``, 100 px crops, one folder per Bethesda class);
+* ``herlev``: the Herlev Pap smear cells (Jantzen et al. 2005, ``herlev``,
+  224 px single cells with visible nuclei, letterbox bars trimmed), see
+  :data:`HERLEV_FOLDER_TO_CELL_CLASS` below.
+
+The background is the one of ``build_mosaic.py`` (imported from it):
 blank glass quilted from the real ThinPrep field ``tct_field``
 (``--background field``, default) or a smooth paper-white of the glass colour
 plus noise (``--background paper``).
@@ -27,7 +34,30 @@ SCC        HSIL
 =========  ==========
 
 ASC-US goes with LSIL (both are low-grade findings managed alike), ASC-H and
-SCC with HSIL ("cannot exclude HSIL" and carcinoma are high grade). The ROI
+SCC with HSIL ("cannot exclude HSIL" and carcinoma are high grade).
+
+Herlev folders -> cell classes (``--source herlev``; our mapping, Herlev has
+no Bethesda labels): the cell classes of a Herlev set are NILM, LSIL, HSIL
+(COCO ids 1..3), each its own ROI class, same ROI rule NILM < LSIL < HSIL:
+
+=======================  ==========
+Herlev folder            cell class
+=======================  ==========
+normal_superficiel       NILM
+normal_intermediate      NILM
+normal_columnar          NILM
+light_dysplastic         LSIL
+moderate_dysplastic      HSIL
+severe_dysplastic        HSIL
+carcinoma_in_situ        HSIL
+=======================  ==========
+
+Herlev holds only 195 normal cells: crops are drawn with replacement, so a
+crop is reused across the ROIs of its split (as for CRIC), never across
+splits (the split is made per folder before composing). The default
+``--crop-scale`` of a preset is given for 100 px CRIC crops; for Herlev it
+is scaled by 100 / 224 (``cpu``: 0.55-0.8 -> 0.246-0.357, i.e. 55-80 px
+cells, like the CRIC cells of the CPU set). The ROI
 classes of a split are balanced (``n // 3`` each, the remainder to the first
 classes); an abnormal ROI has ``round(f * n_cells)`` (at least one) abnormal
 cells, ``f`` uniform in ``--abnormal-fraction`` (1-30 % by default), like real
@@ -42,15 +72,19 @@ Output layout::
     OUT/annotations/{train,val,test}.json   # COCO + roi_classes/roi_label
     OUT/meta.json                           # arguments, crops per split, counts
 
-Each annotation file is COCO detection (``categories`` = the six cell classes,
-ids 1..6 in :data:`CELL_CLASSES` order; boxes xywh in pixels) plus the top-level
-``roi_classes`` and ``cell_to_roi_class`` and ``roi_label`` per image, as read
+Each annotation file is COCO detection (``categories`` = the cell classes of
+the source, ids 1..K in their order: :data:`CELL_CLASSES` for CRIC,
+:data:`HERLEV_CELL_CLASSES` for Herlev; boxes xywh in pixels) plus the
+top-level ``roi_classes`` and ``cell_to_roi_class`` and ``roi_label`` per image, as read
 by ``cervdet.datasets.ROIBagDataset``.
 
 Example::
 
     python tools/dataset_converters/build_roi_set.py --preset cpu \\
         --out-dir data/roi-cric-512
+    python tools/dataset_converters/build_roi_set.py --preset cpu \\
+        --source herlev --num-train 300 --num-val 60 --num-test 60 \\
+        --out-dir data/cervical-roi-herlev-512
 """
 import argparse
 import json
@@ -87,6 +121,65 @@ CELL_TO_ROI_CLASS: Dict[str, str] = {
     'ASC-H': 'HSIL', 'HSIL': 'HSIL', 'SCC': 'HSIL'}
 IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
 
+#: Herlev folder -> cell class (ours; the table of the docstring).
+HERLEV_FOLDER_TO_CELL_CLASS: Dict[str, str] = {
+    'normal_superficiel': 'NILM', 'normal_intermediate': 'NILM',
+    'normal_columnar': 'NILM', 'light_dysplastic': 'LSIL',
+    'moderate_dysplastic': 'HSIL', 'severe_dysplastic': 'HSIL',
+    'carcinoma_in_situ': 'HSIL'}
+#: Cell classes (= COCO categories) of a Herlev ROI set.
+HERLEV_CELL_CLASSES: Tuple[str, ...] = ('NILM', 'LSIL', 'HSIL')
+
+
+@dataclass
+class CellSource:
+    """Where the cell crops of an ROI set come from and what they mean.
+
+    Args:
+        name (str): ``--source`` value.
+        crop_dir (str): Default crop folder inside the shared data root.
+        cell_classes (tuple[str]): COCO categories (id = index + 1).
+        cell_to_roi_class (dict[str, str]): Cell class -> ROI class.
+        folder_to_cell_class (dict[str, str]): Crop sub-folder -> cell class
+            (folders are split into train/val/test one by one, in order).
+        crop_px (int): Typical crop side; the presets' ``crop_scale`` is
+            given for 100 px and multiplied by ``100 / crop_px``.
+        trim_borders (bool): Cut uniform letterbox bars off the crops
+            (:func:`trim_uniform_border`).
+        note (str): Provenance written to ``meta.json``.
+    """
+
+    name: str
+    crop_dir: str
+    cell_classes: Tuple[str, ...]
+    cell_to_roi_class: Dict[str, str]
+    folder_to_cell_class: Dict[str, str]
+    crop_px: int
+    trim_borders: bool
+    note: str
+
+
+#: ``--source`` choices.
+SOURCES: Dict[str, CellSource] = {
+    'cric': CellSource(
+        name='cric', crop_dir='cric_crops_bethesda', cell_classes=CELL_CLASSES,
+        cell_to_roi_class=CELL_TO_ROI_CLASS,
+        folder_to_cell_class={c: c for c in CELL_CLASSES}, crop_px=100,
+        trim_borders=False,
+        note=('ROIs composed from real CRIC cell crops (CC BY 4.0); the crops '
+              'are real, the composition (placement, scale, background) is '
+              'ours. ROI label = worst cell present.')),
+    'herlev': CellSource(
+        name='herlev', crop_dir='herlev', cell_classes=HERLEV_CELL_CLASSES,
+        cell_to_roi_class={c: c for c in HERLEV_CELL_CLASSES},
+        folder_to_cell_class=HERLEV_FOLDER_TO_CELL_CLASS, crop_px=224,
+        trim_borders=True,
+        note=('ROIs composed from real Herlev Pap smear cells (Jantzen et al. '
+              '2005, research use); the cells are real, the folder -> '
+              'NILM/LSIL/HSIL mapping and the composition (placement, scale, '
+              'background) are ours. ROI label = worst cell present.')),
+}
+
 #: Defaults per ``--preset``; every key can be overridden on the command line.
 PRESETS: Dict[str, Dict] = {
     'cpu': dict(roi_size=512, cells_per_roi=(8, 30), num_train=60,
@@ -104,6 +197,7 @@ class ROISetConfig:
 
     Args:
         preset (str): Name of the preset the defaults came from.
+        source (str): Key of :data:`SOURCES` (``'cric'`` or ``'herlev'``).
         roi_size (int): Side of the square ROI images in pixels.
         cells_per_roi (tuple[int, int]): Min and max number of cells tried
             per ROI (inclusive); a few may not fit, at least one always does.
@@ -117,7 +211,9 @@ class ROISetConfig:
         split_ratios (tuple[float, float, float]): Share of each class's
             crops given to train/val/test.
         crop_scale (tuple[float, float]): Range of the random resize factor
-            of a crop (CRIC crops are 100 px).
+            of a crop (CRIC crops are 100 px, Herlev crops 224 px; the
+            presets' values, for 100 px, are scaled by ``100 / crop_px`` of
+            the source unless given).
         max_overlap (float): Largest share of a new cell's box that may cover
             already placed cells.
         min_crop_contrast (float): Crops whose centre holds no dark object
@@ -130,6 +226,7 @@ class ROISetConfig:
     """
 
     preset: str = 'cpu'
+    source: str = 'cric'
     roi_size: int = 512
     cells_per_roi: Tuple[int, int] = (8, 30)
     abnormal_fraction: Tuple[float, float] = (0.01, 0.3)
@@ -164,7 +261,15 @@ def make_config(preset: str = 'cpu', **overrides) -> ROISetConfig:
     if preset not in PRESETS:
         raise ValueError(f'unknown --preset {preset!r}; choose from '
                          f'{list(PRESETS)}')
+    source = overrides.get('source') or 'cric'
+    if source not in SOURCES:
+        raise ValueError(f'unknown --source {source!r}; choose from '
+                         f'{list(SOURCES)}')
     values = dict(PRESETS[preset], preset=preset)
+    factor = 100.0 / SOURCES[source].crop_px
+    if factor != 1.0:  # preset crop scales are for 100 px crops
+        values['crop_scale'] = tuple(
+            round(v * factor, 3) for v in values['crop_scale'])
     values.update({k: v for k, v in overrides.items() if v is not None})
     for key in ('cells_per_roi', 'abnormal_fraction', 'split_ratios',
                 'crop_scale'):
@@ -260,23 +365,75 @@ def free_positions(occupied: np.ndarray, h: int, w: int, max_cover: float,
     return np.stack([yy[ok], xx[ok]], axis=1).astype(np.int64)
 
 
+def trim_uniform_border(img: np.ndarray, max_std: float = 4.0,
+                        min_keep: float = 0.3) -> np.ndarray:
+    """Cut uniform bars (letterboxing) off the edges of a crop.
+
+    Leading / trailing rows and columns whose grey-level standard deviation
+    is at most ``max_std`` are removed (vectorised over rows and columns).
+
+    Args:
+        img (np.ndarray): BGR uint8 ``[h, w, 3]``.
+        max_std (float): Largest grey std of a row / column counted as a bar.
+        min_keep (float): If less than this share of the height or width
+            would remain, the crop is returned unchanged.
+
+    Returns:
+        np.ndarray: BGR uint8 ``[h', w', 3]`` (a view of ``img``).
+    """
+    gray = cv2.cvtColor(np.ascontiguousarray(img),
+                        cv2.COLOR_BGR2GRAY).astype(np.float32)
+    rows = np.flatnonzero(gray.std(axis=1) > max_std)
+    cols = np.flatnonzero(gray.std(axis=0) > max_std)
+    h, w = gray.shape
+    if len(rows) == 0 or len(cols) == 0:
+        return img
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    if y1 - y0 < min_keep * h or x1 - x0 < min_keep * w:
+        return img
+    return img[y0:y1, x0:x1]
+
+
+class TrimmedCropCache(bm.CropCache):
+    """:class:`build_mosaic.CropCache` returning crops without letterbox
+    bars (:func:`trim_uniform_border`)."""
+
+    def __call__(self, path: Path) -> np.ndarray:
+        """Return the trimmed crop at ``path`` (trimmed once, cached)."""
+        img = self._cache.get(path)
+        if img is None:
+            img = np.ascontiguousarray(trim_uniform_border(super().__call__(
+                path)))
+            self._cache[path] = img
+        return img
+
+
 # ----------------------------------------------------------------------------
 # Source crops
 # ----------------------------------------------------------------------------
-def list_crops(crop_root: Path) -> Dict[str, List[Path]]:
-    """Sorted crops per cell class (folder names = :data:`CELL_CLASSES`).
+def list_crops(crop_root: Path, source: str = 'cric'
+               ) -> Dict[str, List[Path]]:
+    """Sorted crops per crop folder of ``source``.
+
+    For CRIC the folders are the cell classes (:data:`CELL_CLASSES`), for
+    Herlev the seven Herlev classes (:data:`HERLEV_FOLDER_TO_CELL_CLASS`).
+
+    Returns:
+        dict: ``{folder name: [Path]}`` in the source's folder order.
 
     Raises:
         FileNotFoundError: If a class folder is missing or empty.
     """
+    spec = SOURCES[source]
+    folders = list(spec.folder_to_cell_class)
     crops = {}
-    for cls in CELL_CLASSES:
+    for cls in folders:
         folder = Path(crop_root) / cls
         if not folder.is_dir():
             raise FileNotFoundError(
                 f'crop folder {folder} not found; --crop-root must hold one '
-                f'folder per cell class {list(CELL_CLASSES)} (e.g. the shared '
-                '`cric_crops_bethesda`)')
+                f'folder per class {folders} for --source {source} (e.g. '
+                f'the shared `{spec.crop_dir}`)')
         files = sorted(p for p in folder.iterdir()
                        if p.suffix.lower() in IMG_EXTS)
         if not files:
@@ -287,10 +444,10 @@ def list_crops(crop_root: Path) -> Dict[str, List[Path]]:
 
 def split_crops(crops: Dict[str, List[Path]], ratios: Sequence[float],
                 seed: int) -> Dict[str, Dict[str, List[Path]]]:
-    """Split every class's crops into disjoint train/val/test parts.
+    """Split every folder's crops into disjoint train/val/test parts.
 
     Returns:
-        dict: ``{split: {cell class: [Path]}}``.
+        dict: ``{split: {folder: [Path]}}``.
     """
     rng = np.random.default_rng([seed, 31337])
     pools: Dict[str, Dict[str, List[Path]]] = {s: {} for s in SPLITS}
@@ -300,12 +457,32 @@ def split_crops(crops: Dict[str, List[Path]], ratios: Sequence[float],
     return pools
 
 
-def _groups(pool: Dict[str, List[Path]]) -> Dict[str, List[str]]:
+def pool_by_cell_class(pool: Dict[str, List[Path]],
+                       folder_to_cell_class: Dict[str, str]
+                       ) -> Dict[str, List[Path]]:
+    """Merge the crops of folders of the same cell class.
+
+    Args:
+        pool (dict[str, list[Path]]): ``{folder: [Path]}`` of one split.
+        folder_to_cell_class (dict[str, str]): Folder -> cell class.
+
+    Returns:
+        dict: ``{cell class: [Path]}`` (classes in first-seen order).
+    """
+    merged: Dict[str, List[Path]] = {}
+    for folder, paths in pool.items():
+        merged.setdefault(folder_to_cell_class[folder], []).extend(paths)
+    return merged
+
+
+def _groups(pool: Dict[str, List[Path]],
+            mapping: Dict[str, str] = CELL_TO_ROI_CLASS
+            ) -> Dict[str, List[str]]:
     """Cell classes with crops in ``pool``, per ROI class."""
     groups = {r: [] for r in ROI_CLASSES}
     for cls, paths in pool.items():
         if paths:
-            groups[CELL_TO_ROI_CLASS[cls]].append(cls)
+            groups[mapping[cls]].append(cls)
     return groups
 
 
@@ -355,7 +532,9 @@ def _cell_plan(cfg: ROISetConfig, label: str, groups: Dict[str, List[str]],
 
 def compose_roi(cfg: ROISetConfig, label: str, pool: Dict[str, List[Path]],
                 crops: 'bm.CropCache', bank: 'bm.BackgroundBank',
-                rng: np.random.Generator) -> Tuple[np.ndarray, List[Dict]]:
+                rng: np.random.Generator,
+                mapping: Dict[str, str] = CELL_TO_ROI_CLASS
+                ) -> Tuple[np.ndarray, List[Dict]]:
     """Compose one ROI of class ``label`` and its cells.
 
     The label-setting abnormal cell is placed first (retried with other
@@ -371,7 +550,7 @@ def compose_roi(cfg: ROISetConfig, label: str, pool: Dict[str, List[Path]],
     size = cfg.roi_size
     canvas = (bm.quilt_background(bank, size, rng) if cfg.background == 'field'
               else bm.paper_background(bank.colour, size, rng))
-    groups = _groups(pool)
+    groups = _groups(pool, mapping)
     plan = _cell_plan(cfg, label, groups, rng)
     occupied = np.zeros((size, size), bool)
     placed = []
@@ -408,7 +587,7 @@ def compose_roi(cfg: ROISetConfig, label: str, pool: Dict[str, List[Path]],
         bx, by, bw, bh = bm.mask_bbox(alpha > 0.5)
         cells.append(dict(category=cls, bbox=[x + bx, y + by, bw, bh],
                           area=int((alpha > 0.5).sum()), source=path))
-    got = roi_label_of([c['category'] for c in cells])
+    got = roi_label_of([c['category'] for c in cells], mapping)
     if got != label:  # cannot happen: the first cell sets the label
         raise RuntimeError(f'ROI composed as {label} holds cells of {got}')
     return canvas, cells
@@ -425,26 +604,29 @@ def build_split(cfg: ROISetConfig, split: str, pool: Dict[str, List[Path]],
         (COCO + ``roi_classes``, ``cell_to_roi_class``, ``roi_label``) and
         the set of crop paths used.
     """
+    spec = SOURCES[cfg.source]
+    mapping, cell_classes = spec.cell_to_roi_class, spec.cell_classes
     split_idx = SPLITS.index(split)
     n = cfg.num_rois(split)
     labels = balanced_labels(n, len(ROI_CLASSES),
                              np.random.default_rng([cfg.seed, split_idx, 7]))
-    groups = _groups(pool)
+    groups = _groups(pool, mapping)
     for r in ROI_CLASSES:
         if (labels == ROI_CLASSES.index(r)).any() and not groups[r]:
             raise RuntimeError(f'no {r} crops in split {split}; check '
                                '--crop-root and --split-ratios')
-    cat_id = {c: i + 1 for i, c in enumerate(CELL_CLASSES)}
+    cat_id = {c: i + 1 for i, c in enumerate(cell_classes)}
     coco = dict(images=[], annotations=[],
-                categories=[dict(id=cat_id[c], name=c) for c in CELL_CLASSES],
+                categories=[dict(id=cat_id[c], name=c) for c in cell_classes],
                 roi_classes=list(ROI_CLASSES),
-                cell_to_roi_class=dict(CELL_TO_ROI_CLASS))
+                cell_to_roi_class=dict(mapping))
     img_dir.mkdir(parents=True, exist_ok=True)
     used = set()
     for i in range(n):
         rng = np.random.default_rng([cfg.seed, split_idx, i])
         label = ROI_CLASSES[labels[i]]
-        img, cells = compose_roi(cfg, label, pool, crops, bank, rng)
+        img, cells = compose_roi(cfg, label, pool, crops, bank, rng,
+                                 mapping)
         file_name = f'roi_{split}_{i:05d}.jpg'
         if not cv2.imwrite(str(img_dir / file_name), img,
                            [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality]):
@@ -478,7 +660,7 @@ def _rel(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def build_roi_set(out_dir, crop_root=DEFAULT_CROP_ROOT,
+def build_roi_set(out_dir, crop_root=None,
                   field_path: Optional[Path] = None, preset: str = 'cpu',
                   force_overwrite: bool = False, progress: bool = True,
                   **overrides) -> Dict:
@@ -487,14 +669,17 @@ def build_roi_set(out_dir, crop_root=DEFAULT_CROP_ROOT,
     Args:
         out_dir (str | Path): Output folder (empty or absent unless
             ``force_overwrite``).
-        crop_root (str | Path): Folder with one sub-folder of crops per cell
-            class (:data:`CELL_CLASSES`).
+        crop_root (str | Path, optional): Folder with one sub-folder of
+            crops per class of the source (``source=`` override, default
+            ``'cric'``: :data:`CELL_CLASSES`; ``'herlev'``: the seven Herlev
+            folders); defaults to the source's folder of the shared data.
         field_path (Path, optional): Real field for the background; defaults
             to ``tct_field/field_4096x2816.jpg`` beside ``crop_root``.
         preset (str): Key of :data:`PRESETS`.
         force_overwrite (bool): Replace a previous build in ``out_dir``.
         progress (bool): Show a progress bar.
-        **overrides: :class:`ROISetConfig` fields (``num_train=4``, ...).
+        **overrides: :class:`ROISetConfig` fields (``num_train=4``,
+            ``source='herlev'``, ...).
 
     Returns:
         dict: ``{'out_dir', 'meta', 'annotations': {split: Path},
@@ -502,17 +687,23 @@ def build_roi_set(out_dir, crop_root=DEFAULT_CROP_ROOT,
     """
     t0 = time.time()
     cfg = make_config(preset, **overrides)
+    spec = SOURCES[cfg.source]
+    if crop_root is None:
+        crop_root = DEFAULT_DATA_ROOT / spec.crop_dir
     crop_root, out_dir = Path(crop_root).resolve(), Path(out_dir).resolve()
     if out_dir == crop_root or crop_root in out_dir.parents:
         raise ValueError(f'--out-dir {out_dir} is inside --crop-root '
                          f'{crop_root}; write the ROI set elsewhere')
     field_path = Path(field_path) if field_path else \
         crop_root.parent / bm.FIELD_FILE
-    crops_per_class = list_crops(crop_root)
+    crops_per_folder = list_crops(crop_root, cfg.source)
     bank = bm.load_background_bank(field_path)
     _prepare_out_dir(out_dir, force_overwrite)
-    pools = split_crops(crops_per_class, cfg.split_ratios, cfg.seed)
-    crops = bm.CropCache(crop_root)
+    folder_pools = split_crops(crops_per_folder, cfg.split_ratios, cfg.seed)
+    pools = {s: pool_by_cell_class(folder_pools[s], spec.folder_to_cell_class)
+             for s in SPLITS}
+    crops = (TrimmedCropCache if spec.trim_borders else bm.CropCache)(
+        crop_root)
     root = crop_root.parent
     result = dict(out_dir=out_dir, meta=out_dir / 'meta.json',
                   annotations={}, images={})
@@ -536,13 +727,15 @@ def build_roi_set(out_dir, crop_root=DEFAULT_CROP_ROOT,
     bar.close()
     meta = dict(
         tool='tools/dataset_converters/build_roi_set.py',
-        note=('ROIs composed from real CRIC cell crops (CC BY 4.0); the crops '
-              'are real, the composition (placement, scale, background) is '
-              'ours. ROI label = worst cell present.'),
+        note=spec.note, source=cfg.source,
         config=asdict(cfg), crop_root=str(crop_root),
         background_field=str(field_path),
-        roi_classes=list(ROI_CLASSES), cell_classes=list(CELL_CLASSES),
-        cell_to_roi_class=dict(CELL_TO_ROI_CLASS),
+        roi_classes=list(ROI_CLASSES), cell_classes=list(spec.cell_classes),
+        cell_to_roi_class=dict(spec.cell_to_roi_class),
+        folder_to_cell_class=dict(spec.folder_to_cell_class),
+        crops_per_folder={s: {f: [_rel(p, root) for p in ps]
+                              for f, ps in folder_pools[s].items()}
+                          for s in SPLITS},
         crops={s: {c: [_rel(p, root) for p in ps]
                    for c, ps in pools[s].items()} for s in SPLITS},
         used_crops=used, dropped_low_contrast_crops=dropped,
@@ -570,13 +763,18 @@ def split_counts(coco: Dict) -> Dict:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse the command line (``None`` values mean "preset default")."""
     p = argparse.ArgumentParser(
-        description='Compose NILM/LSIL/HSIL ROIs from real CRIC cell crops '
-                    '(crops real, composition ours; label = worst cell).',
+        description='Compose NILM/LSIL/HSIL ROIs from real CRIC or Herlev '
+                    'cell crops (crops real, composition ours; label = worst '
+                    'cell).',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--out-dir', type=Path, required=True, help='output folder')
-    p.add_argument('--crop-root', type=Path, default=DEFAULT_CROP_ROOT,
-                   help='one folder of crops per cell class '
-                        f'{list(CELL_CLASSES)}')
+    p.add_argument('--source', choices=sorted(SOURCES), default='cric',
+                   help='cell crops: cric (6 Bethesda folders, 100 px) or '
+                        'herlev (7 Herlev folders, 224 px, mapped to '
+                        'NILM/LSIL/HSIL as in the module docstring)')
+    p.add_argument('--crop-root', type=Path, default=None,
+                   help='one folder of crops per class of --source (default: '
+                        f'{DEFAULT_DATA_ROOT}/<cric_crops_bethesda|herlev>)')
     p.add_argument('--field', type=Path, default=None,
                    help='real field image for the background (default: '
                         'tct_field/ beside --crop-root)')
@@ -597,7 +795,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument('--num-test', type=int)
     p.add_argument('--split-ratios', type=float, nargs=3,
                    metavar=('TRAIN', 'VAL', 'TEST'))
-    p.add_argument('--crop-scale', type=float, nargs=2, metavar=('LO', 'HI'))
+    p.add_argument('--crop-scale', type=float, nargs=2, metavar=('LO', 'HI'),
+                   help='resize range of a crop (default: the preset\'s, for '
+                        '100 px crops, x 100/224 for herlev)')
     p.add_argument('--max-overlap', type=float)
     p.add_argument('--min-crop-contrast', type=float)
     p.add_argument('--background', choices=('field', 'paper'))

@@ -23,6 +23,11 @@ cpu_cell_encoder = dict(
     init_cfg=dict(type='Pretrained', checkpoint=cpu_dino_backbone))
 cpu_data = dict(
     data_root=cpu_data_root, feature_cache=cpu_feature_cache)
+# the same ROI set composed from Herlev cells (build_roi_set.py --source
+# herlev, the *_herlev-roi-512.py configs), same encoder and cache name
+cpu_herlev_data_root = 'data/cervical-roi-herlev-512/'
+cpu_herlev_data = dict(
+    data_root=cpu_herlev_data_root, feature_cache=cpu_feature_cache)
 cpu_loader = dict(batch_size=4, num_workers=0, persistent_workers=False)
 cpu_max_epochs = 20
 cpu_train_cfg = dict(

@@ -1,0 +1,9 @@
+# ./att-mil_r18-w32_adamw-cpu_cervical-roi-512.py (CLAM-style attention MIL,
+# the Table 1 baseline at CPU size) on the Herlev ROI set of
+# ./global-local_r18-w32_att-blstm-vit_adamw-cpu_herlev-roi-512.py (same
+# DINO feature cache: extract it once with either config). Not a paper
+# setting.
+_base_ = ['./att-mil_r18-w32_adamw-cpu_cervical-roi-512.py']
+train_dataloader = dict(dataset=_base_.cpu_herlev_data)
+val_dataloader = dict(dataset=_base_.cpu_herlev_data)
+test_dataloader = dict(dataset=_base_.cpu_herlev_data)

@@ -1,0 +1,11 @@
+# ./global-local_r18-w32-e2e_att-blstm-vit_adamw-cpu_cervical-roi-512.py (the
+# CPU full model trained from pixels, cell CNN initialised from DINO and
+# trained end to end from the ROI labels only) on the Herlev ROI set of
+# ./global-local_r18-w32_att-blstm-vit_adamw-cpu_herlev-roi-512.py. No
+# feature cache. Not a paper setting.
+_base_ = [
+    './global-local_r18-w32-e2e_att-blstm-vit_adamw-cpu_cervical-roi-512.py'
+]
+train_dataloader = dict(dataset=dict(data_root=_base_.cpu_herlev_data_root))
+val_dataloader = dict(dataset=dict(data_root=_base_.cpu_herlev_data_root))
+test_dataloader = dict(dataset=dict(data_root=_base_.cpu_herlev_data_root))
