@@ -67,8 +67,7 @@ def main():
     from mmengine.config import Config
 
     import cervdet  # noqa: F401
-    from cervdet.apis.slide_inference import (SlideInferencer,
-                                              _collate, _IndexedTiles,
+    from cervdet.apis.slide_inference import (SlideInferencer, _collate,
                                               _TilePipelineDataset)
     from cervdet.datasets.slide_readers import open_slide
     from cervdet.datasets.slide_tiles import (SlideTileDataset, plan_tiles,
@@ -118,7 +117,7 @@ def main():
 
     # detector alone on pre-loaded batches
     base = SlideTileDataset(slide, plan.origins[keep], plan.tile_size, 1.0)
-    ds = _TilePipelineDataset(_IndexedTiles(base, keep), inf.pipeline)
+    ds = _TilePipelineDataset(base, inf.pipeline, keep)
     items = [ds[i] for i in range(len(ds))]
     batches = [_collate(items[i:i + args.batch_size])
                for i in range(0, len(items), args.batch_size)]

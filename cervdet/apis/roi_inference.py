@@ -350,13 +350,10 @@ class ROIInferencer:
                 warnings.warn('ROIInferencer: det_config without '
                               'det_checkpoint: the detector is untrained',
                               stacklevel=2)
-            from mmdet.apis import init_detector
-            with DefaultScope.overwrite_default_scope('mmdet'):
-                self.detector = init_detector(
-                    det_config if isinstance(det_config, Config)
-                    else str(det_config),
-                    None if det_checkpoint is None else str(det_checkpoint),
-                    palette='random', device=str(self.device))
+            from .det_init import init_detector_strict
+            self.detector = init_detector_strict(
+                det_config if isinstance(det_config, Config)
+                else str(det_config), det_checkpoint, self.device)
             self.det_classes = list(self.detector.dataset_meta.get(
                 'classes', []))
 

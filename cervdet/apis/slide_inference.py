@@ -47,10 +47,12 @@ from mmengine.registry import DefaultScope
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from cervdet.apis.det_init import init_detector_strict
 from cervdet.datasets.slide_readers import open_slide
 from cervdet.datasets.slide_tiles import (SlideTileDataset, plan_tiles,
                                           resolve_read_scale, tissue_mask)
-from cervdet.utils.slide_merge import drop_edge_boxes, merge_detections
+from cervdet.utils.slide_merge import (concat_dets, drop_edge_boxes,
+                                       index_dets, merge_detections)
 from cervdet.visualization.slide_outputs import (draw_gallery, draw_overview,
                                                  write_detections_table,
                                                  write_geojson, write_png)
@@ -68,31 +70,12 @@ OUTPUT_FILES = dict(
 NEGATIVE_CLASS_NAMES = ('nilm', 'normal', 'negative', 'background')
 
 
-def empty_dets(feat_dim: int = 0) -> Dict[str, np.ndarray]:
-    """Detections with no entry (see :func:`concat_dets`)."""
-    return dict(bboxes=np.zeros((0, 4), np.float32),
-                scores=np.zeros(0, np.float32),
-                labels=np.zeros(0, np.int64),
-                tiles=np.zeros(0, np.int64))
-
-
-def concat_dets(parts: Sequence[Dict[str, np.ndarray]]
-                ) -> Dict[str, np.ndarray]:
-    """Concatenate dicts of ``bboxes [N, 4]``, ``scores``, ``labels``,
-    ``tiles`` (tile index of each detection)."""
-    parts = [p for p in parts if p is not None]
-    if not parts:
-        return empty_dets()
-    return {k: np.concatenate([p[k] for p in parts])
-            for k in ('bboxes', 'scores', 'labels', 'tiles')}
-
-
 def sort_dets(dets: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     """Detections in a canonical order (score descending, then position),
     so that the outputs do not depend on the order tiles were processed."""
     b = dets['bboxes']
     order = np.lexsort((b[:, 1], b[:, 0], dets['labels'], -dets['scores']))
-    return {k: v[order] for k, v in dets.items()}
+    return index_dets(dets, order)
 
 
 class _TilePipelineDataset(Dataset):
@@ -102,14 +85,18 @@ class _TilePipelineDataset(Dataset):
     parallel with the detector. The pipeline is built lazily in each worker.
 
     Args:
-        tiles (SlideTileDataset): The tile reader.
+        tiles (SlideTileDataset): The tile reader (a subset of the plan).
         pipeline (list[dict]): Test pipeline, first step
             ``LoadImageFromNDArray``.
+        plan_index (np.ndarray): int64[len(tiles)], the plan index of each
+            tile (reported as ``tile_index``).
     """
 
-    def __init__(self, tiles: SlideTileDataset, pipeline: List[dict]) -> None:
+    def __init__(self, tiles: SlideTileDataset, pipeline: List[dict],
+                 plan_index: np.ndarray) -> None:
         self.tiles = tiles
         self.pipeline_cfg = pipeline
+        self.plan_index = np.asarray(plan_index, np.int64)
         self._pipeline = None
 
     def __len__(self) -> int:
@@ -126,9 +113,8 @@ class _TilePipelineDataset(Dataset):
             from mmcv.transforms import Compose
             with DefaultScope.overwrite_default_scope('mmdet'):
                 self._pipeline = Compose(copy.deepcopy(self.pipeline_cfg))
-        tile = self.tiles[i]
-        data = self._pipeline(dict(img=tile['img'], img_id=int(i)))
-        data['tile_index'] = int(tile['index'])
+        data = self._pipeline(dict(img=self.tiles[i]['img'], img_id=int(i)))
+        data['tile_index'] = int(self.plan_index[i])
         return data
 
 
@@ -305,12 +291,7 @@ class SlideInferencer:
             if self.checkpoint is None:
                 warnings.warn('SlideInferencer: no checkpoint: the detector '
                               'is untrained', stacklevel=2)
-            elif not osp.isfile(self.checkpoint):
-                raise FileNotFoundError(f'checkpoint {self.checkpoint} not '
-                                        'found')
-            model = self._build_detector()
-            if self.checkpoint is not None:
-                model.dataset_meta = self._load_detector(model)
+            model = init_detector_strict(self.cfg, self.checkpoint)
         self.model = model.to(self.device).eval()
         self.classes: List[str] = self._resolve_classes(model)
         if abnormal_classes is None:
@@ -354,41 +335,6 @@ class SlideInferencer:
 
     # ------------------------------------------------------------------
     # set-up helpers
-    def _build_detector(self) -> torch.nn.Module:
-        """The detector of the config, for inference (like
-        ``mmdet.apis.init_detector``: no backbone download, SyncBN
-        reverted)."""
-        from mmdet.registry import MODELS
-        from mmengine.model.utils import revert_sync_batchnorm
-        model_cfg = copy.deepcopy(self.cfg.model)
-        if isinstance(model_cfg.get('backbone'), dict):
-            model_cfg['backbone']['init_cfg'] = None
-        if 'train_cfg' in model_cfg:
-            model_cfg['train_cfg'] = None
-        with DefaultScope.overwrite_default_scope('mmdet'):
-            model = MODELS.build(model_cfg)
-        model = revert_sync_batchnorm(model)
-        model.cfg = self.cfg
-        model.dataset_meta = {}
-        return model
-
-    def _load_detector(self, model) -> dict:
-        """Load the checkpoint strictly (a checkpoint of another config is
-        an error, not a warning); returns its ``dataset_meta``."""
-        from mmengine.runner import load_checkpoint
-        try:
-            ckpt = load_checkpoint(model, self.checkpoint,
-                                   map_location='cpu', strict=True,
-                                   logger='silent')
-        except RuntimeError as e:
-            raise ValueError(
-                f'checkpoint {self.checkpoint} does not fit the model of '
-                f'{self.config_path}: {str(e)[:600]} ... use the config the '
-                'checkpoint was trained with (tools/train.py saves it in '
-                'the work dir)') from e
-        meta = (ckpt.get('meta') or {}) if isinstance(ckpt, dict) else {}
-        return dict(meta.get('dataset_meta') or {})
-
     def _resolve_classes(self, model) -> List[str]:
         """Class names: the checkpoint's, else the config's dataset
         ``metainfo``, else the dataset class's ``METAINFO``; checked against
@@ -464,7 +410,7 @@ class SlideInferencer:
             return json.load(f)
 
     def _resume_key(self, slide: Path, dims, read_downsample) -> str:
-        key = dict(self.settings, merge=None, slide=_file_key(str(slide)),
+        key = dict(self.settings, slide=_file_key(str(slide)),
                    dims=list(dims), read_downsample=read_downsample,
                    checkpoint=_file_key(self.checkpoint),
                    config=self.config_path, classes=self.classes)
@@ -507,7 +453,7 @@ class SlideInferencer:
         # the same decision on every rank (a file may be half-visible)
         err = self._any_error(err)
         if err is not None:
-            return self._failed(slide, sdir, err, rank)
+            return self._failed(slide, err, rank)
         try:
             return self._run_open(slide, sdir, reader, overwrite, t_start)
         finally:
@@ -521,7 +467,7 @@ class SlideInferencer:
         errs = all_gather_object(err)
         return next((e for e in errs if e is not None), None)
 
-    def _failed(self, slide: Path, sdir: Path, err: str, rank: int) -> dict:
+    def _failed(self, slide: Path, err: str, rank: int) -> dict:
         report = dict(slide=slide.stem, path=str(slide), status='failed',
                       error=err)
         if rank == 0:
@@ -558,7 +504,7 @@ class SlideInferencer:
             broadcast_object_list(todo_obj, src=0)
         todo, run_id = todo_obj
         if isinstance(todo, str):  # reported, the other slides go on
-            return self._failed(slide, sdir, todo, rank)
+            return self._failed(slide, todo, rank)
         resumed = int(plan.keep.sum()) - len(todo)
         mine = todo[rank::world]
 
@@ -574,7 +520,7 @@ class SlideInferencer:
             times = all_gather_object(times[0])
         if err is not None:
             barrier()
-            return self._failed(slide, sdir, err, rank)
+            return self._failed(slide, err, rank)
         report = None
         if rank == 0:
             report = self._finish(slide, sdir, partial, reader, plan, read_ds,
@@ -635,9 +581,8 @@ class SlideInferencer:
                                 plan.tile_size, read_ds,
                                 backend=self.settings['backend'],
                                 mpp=self.settings['mpp'])
-        ds = _IndexedTiles(base, tiles)
         loader = DataLoader(
-            _TilePipelineDataset(ds, self.pipeline),
+            _TilePipelineDataset(base, self.pipeline, tiles),
             batch_size=self.batch_size, num_workers=self.num_workers,
             collate_fn=_collate, shuffle=False,
             persistent_workers=False,
@@ -764,12 +709,12 @@ class SlideInferencer:
         raw = loaded['dets']
         merge_cfg = dict(self.merge_cfg)
         keep = merge_detections(raw, mpp=slide_mpp, **merge_cfg)
-        dets = sort_dets({k: v[keep] for k, v in raw.items()})
+        dets = sort_dets(index_dets(raw, keep))
         t_merge = time.perf_counter() - t0
 
         cell_scores = self.cell_scores(dets)
         order = np.argsort(-cell_scores, kind='stable')[:self.top_k]
-        top = {k: v[order] for k, v in dets.items()}
+        top = index_dets(dets, order)
         top_scores = cell_scores[order]
         feats = self.cell_features(reader, top['bboxes']) \
             if self.cell_feature_size > 0 else np.zeros((len(order), 0),
@@ -858,22 +803,6 @@ class SlideInferencer:
         return report
 
 
-class _IndexedTiles(Dataset):
-    """A :class:`SlideTileDataset` over a subset, reporting plan indices."""
-
-    def __init__(self, base: SlideTileDataset, plan_index: np.ndarray):
-        self.base = base
-        self.plan_index = np.asarray(plan_index, np.int64)
-
-    def __len__(self) -> int:
-        return len(self.plan_index)
-
-    def __getitem__(self, i: int) -> dict:
-        item = self.base[i]
-        item['index'] = int(self.plan_index[i])
-        return item
-
-
 def list_slides(path: Union[str, Path]) -> List[Path]:
     """A slide file, or the slides and large images of a folder (sorted)."""
     from cervdet.datasets.slide_readers import IMAGE_EXTS, WSI_EXTS
@@ -897,4 +826,4 @@ def list_slides(path: Union[str, Path]) -> List[Path]:
 
 
 __all__ = ['SlideInferencer', 'list_slides', 'test_pipeline_for_arrays',
-           'concat_dets', 'sort_dets', 'OUTPUT_FILES']
+           'sort_dets', 'OUTPUT_FILES']

@@ -136,7 +136,8 @@ def concat_dets(parts: Sequence[Dets]) -> Dets:
 
     Returns:
         dict: ``bboxes float32[N, 4]``, ``scores float32[N]``, ``labels
-        int64[N]`` and ``feats float32[N, C]`` when every part has it.
+        int64[N]``, and any other per-box array every part has (e.g.
+        ``feats float32[N, C]``, the tile index of each box).
     """
     parts = list(parts)
     out = {
@@ -150,9 +151,13 @@ def concat_dets(parts: Sequence[Dets]) -> Dets:
             [np.asarray(p['labels'], np.int64).reshape(-1)
              for p in parts]) if parts else np.zeros(0, np.int64),
     }
-    if parts and all(p.get('feats') is not None for p in parts):
-        out['feats'] = np.concatenate(
-            [np.asarray(p['feats'], np.float32) for p in parts])
+    extra = set.intersection(*(set(p) for p in parts)) - set(out) \
+        if parts else set()
+    for k in sorted(extra):
+        if all(p[k] is not None for p in parts):
+            out[k] = np.concatenate(
+                [np.asarray(p[k], np.float32 if k == 'feats' else None)
+                 for p in parts])
     return out
 
 

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 from mmdet.models.detectors.base import BaseDetector
-from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.structures import InstanceData
 

@@ -4,14 +4,9 @@ screening): a slide is a bag of its detected cells (``cells_topk.npz`` of
 and a slide aggregator (``AttentionMILAggregator``, ``MaxScoreAggregator``,
 ``TopKMeanAggregator``) turns it into a slide score.
 
-:class:`SlideBagDataPreprocessor` keeps the ``top_k`` highest-scoring cells
-of every bag and pads the batch::
-
-    dict(scores=Tensor[B, K], mask=Tensor[B, K] bool, feats=Tensor[B, K, C],
-         bboxes=Tensor[B, K, 4], index=Tensor[B, K] long)
-
-(``index`` = the cell's row in its ``cells_topk.npz``, -1 on padding; cells
-sorted by decreasing score; bags without cells are all padding).
+:class:`~.slide_bag_data_preprocessor.SlideBagDataPreprocessor` keeps the
+``top_k`` highest-scoring cells of every bag and pads the batch (``scores``,
+``mask``, ``feats``, ``bboxes``, ``index``; see its module).
 
 :class:`SlideMILClassifier` trains a learned aggregator with ``loss_slide``:
 binary cross-entropy on ``is_positive`` for ``num_classes=1``, cross-entropy

@@ -6,8 +6,7 @@ import torch
 from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
 
-from cervdet.models.classifiers import (SlideBagDataPreprocessor,
-                                        SlideMILClassifier, pad_slide_bags)
+from cervdet.models.classifiers import SlideBagDataPreprocessor, pad_slide_bags
 
 
 def _build(cfg):
