@@ -26,6 +26,8 @@ time ratio. Wall time on a shared machine: the load average is printed.
 ``--smoke`` runs tiny sizes (4 images, 10 detections) once.
 """
 import argparse
+import contextlib
+import io
 import json
 import os
 import os.path as osp
@@ -122,7 +124,8 @@ def time_metric(cfg, samples, repeats):
         for s in samples:
             metric.process({}, [s])
         t1 = time.perf_counter()
-        res = metric.evaluate(len(samples))
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools
+            res = metric.evaluate(len(samples))
         t2 = time.perf_counter()
         proc_t.append(t1 - t0)
         comp_t.append(t2 - t1)

@@ -12,8 +12,8 @@ beside :class:`~mmdet.evaluation.metrics.CocoMetric`::
     val_evaluator = [
         dict(type='CocoMetric', ann_file=data_root + 'annotations/val.json',
              metric='bbox'),
-        dict(type='PointHitMetric', ann_file=data_root + 'annotations/val.json',
-             score_thr=0.5)]
+        dict(type='PointHitMetric',
+             ann_file=data_root + 'annotations/val.json', score_thr=0.5)]
 
 Matching is one-to-one (each point is hit at most once, each detection
 counts once), greedy by score (:func:`greedy_point_matching`), done per image
@@ -147,10 +147,11 @@ def greedy_point_matching(scores: np.ndarray, cover: np.ndarray,
     """
     scores = np.asarray(scores, np.float64).reshape(-1)
     n = scores.size
-    cover = np.asarray(cover, bool).reshape(n, -1)
+    cover = np.asarray(cover, bool)
     match = np.full(n, -1, np.int64)
-    if n == 0 or not cover.any():
+    if n == 0 or cover.size == 0 or not cover.any():
         return match
+    cover = cover.reshape(n, -1)
     rank = np.empty(n, np.int64)
     rank[np.argsort(-scores, kind='stable')] = np.arange(n)
     free = cover.copy()                        # [N, M] still possible
@@ -477,7 +478,14 @@ class PointHitMetric(BaseMetric):
                 names.append(None)
                 abnormal.append(not _is_normal(other['bethesda_class'],
                                                self.normal_classes))
-            um = img.get('um_per_px', self.um_per_px)
+            um = img.get('um_per_px')
+            if um is None:
+                um = self.um_per_px
+            elif not float(um) > 0:
+                raise ValueError(
+                    f'PointHitMetric: {ann_file}: image {img["id"]} '
+                    f'({img.get("file_name")}) has "um_per_px" {um!r}; '
+                    'expected micrometres per pixel > 0')
             radius_px = None
             if self.match == 'radius':
                 if um is None:
@@ -520,10 +528,20 @@ class PointHitMetric(BaseMetric):
     def _class_names(self) -> Tuple[str, ...]:
         """Detector classes: ``dataset_meta['classes']``, else the
         categories of ``ann_file`` by id."""
-        if self._classes is None:
-            meta = self.dataset_meta or {}
-            names = meta.get('classes') or tuple(self._cat_names.values())
-            self._classes = tuple(str(n) for n in names)
+        meta = self.dataset_meta or {}
+        names = tuple(str(n) for n in (meta.get('classes')
+                                       or self._cat_names.values()))
+        if names != self._classes:
+            self._classes = names
+            cats = set(self._cat_names.values())
+            if set(names) != cats:
+                print_log(
+                    f'PointHitMetric: the dataset classes {list(names)} and '
+                    f'the categories of {self.ann_file} '
+                    f'{sorted(cats)} differ: a detector class without a '
+                    'category has no point to hit, and points of a category '
+                    'that is no class count only in abnormal/normal',
+                    logger='current', level=30)
             index = {n: i for i, n in enumerate(self._classes)}
             for img in self._images.values():
                 img['cls'] = np.asarray(

@@ -368,3 +368,82 @@ def test_benchmark_smoke():
     assert set(rows) == {'PointHitMetric', 'CocoMetric'}
     ratio = float(rows['PointHitMetric'].strip('|').split('|')[-1])
     assert ratio > 0
+
+
+def _cric_coco(shared_data, tmp_path):
+    """The 213 real CRIC fields as the cervdet COCO contract (abnormal5 label
+    set, NILM cells in ``other_points``), points scaled from CRIC's native
+    1376x1020 frame to the stored 688x510 JPEGs."""
+    import csv
+    root = shared_data / 'cric_cervix'
+    stems = sorted(p.stem for p in (root / 'images').glob('*.jpg'))
+    ids = {s: i + 1 for i, s in enumerate(stems)}
+    images = {s: dict(id=ids[s], file_name=f'{s}.jpg', width=688,
+                      height=510, other_points=[]) for s in stems}
+    anns = []
+    names = dict(zip(('ASC-US', 'ASC-H', 'LSIL', 'HSIL', 'SCC'), range(5)))
+    with open(root / 'classifications.csv') as f:
+        for row in csv.DictReader(f):
+            stem = Path(row['image_filename']).stem
+            if stem not in images:
+                continue
+            pt = [float(row['nucleus_x']) * 688 / 1376,
+                  float(row['nucleus_y']) * 510 / 1020]
+            tbs = row['bethesda_system']
+            if tbs == 'Negative for intraepithelial lesion':
+                images[stem]['other_points'].append(dict(
+                    point=pt, bethesda_class='NILM',
+                    cric_cell_id=int(row['cell_id'])))
+                continue
+            anns.append(dict(id=len(anns) + 1, image_id=ids[stem],
+                             category_id=names[tbs] + 1, iscrowd=0,
+                             bbox=[pt[0] - 20, pt[1] - 20, 40, 40],
+                             area=1600., point=pt, bethesda_class=tbs,
+                             cric_cell_id=int(row['cell_id'])))
+    path = tmp_path / 'cric_abnormal5.json'
+    path.write_text(json.dumps(dict(
+        images=list(images.values()), annotations=anns,
+        categories=[dict(id=k + 1, name=n) for n, k in names.items()])))
+    return str(path), list(images.values()), anns, tuple(names)
+
+
+def test_real_cric_points(shared_data, tmp_path):
+    """On the real CRIC marks: boxes on every abnormal mark with the right
+    class find every cell; boxes on every marked cell called abnormal
+    (class-blind) keep recall 1 and lose exactly the NILM marks in
+    precision."""
+    ann, images, anns, classes = _cric_coco(shared_data, tmp_path)
+    n_abn = len(anns)
+    n_nilm = sum(len(i['other_points']) for i in images)
+    # 2181 and 3817 in the shared copy
+    assert n_abn > 2000 and n_nilm > 3000
+    by_img = {i['id']: [] for i in images}
+    for a in anns:
+        x, y = a['point']
+        by_img[a['image_id']].append(([x - 20, y - 20, x + 20, y + 20], .9,
+                                      a['category_id'] - 1))
+    res = _run(PointHitMetric(ann_file=ann), dets=by_img, classes=classes,
+               shape=(510, 688))
+    assert res['point/abnormal/num_points'] == n_abn
+    assert res['point/abnormal/recall@0.5'] == 1.0
+    assert res['point/abnormal/precision@0.5'] == 1.0
+    assert res['point/abnormal/AP'] == pytest.approx(1.0)
+    for c in classes:
+        assert res[f'point/{c}/recall@0.5'] == 1.0, c
+        assert res[f'point/{c}/precision@0.5'] == 1.0, c
+    # add a lower-scoring 'HSIL' box on every NILM mark
+    for i in images:
+        for o in i['other_points']:
+            x, y = o['point']
+            by_img[i['id']].append(([x - 20, y - 20, x + 20, y + 20], .8, 3))
+    res = _run(PointHitMetric(ann_file=ann), dets=by_img, classes=classes,
+               shape=(510, 688))
+    assert res['point/abnormal/recall@0.5'] == 1.0
+    assert res['point/abnormal/fp@0.5'] == n_nilm
+    assert res['point/abnormal/precision@0.5'] == \
+        pytest.approx(n_abn / (n_abn + n_nilm))
+    # those NILM boxes that reach no abnormal mark are the "on NILM" ones;
+    # the rest cover an already-found abnormal cell (duplicates)
+    assert 0 < res['point/abnormal/on_nilm@0.5'] <= n_nilm
+    assert res['point/abnormal/on_unmarked@0.5'] == 0
+    assert res['point/abnormal/sens@0.5fppi'] == 1.0   # all hits score .9
