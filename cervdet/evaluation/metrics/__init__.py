@@ -24,3 +24,5 @@ __all__ += ['SlideScreeningMetric', 'slide_auc', 'sensitivity_at_specificity',
             'triage_share_at_full_sensitivity', 'topk_hit_rate',
             'screening_summary', 'calibrate_grade_thresholds', 'call_grade',
             'BETHESDA_SLIDE_GRADES']
+from .point_hit_metric import PointHitMetric
+__all__ += ['PointHitMetric']
