@@ -1,30 +1,44 @@
 #!/usr/bin/env bash
-# The main job, from a fresh machine: install everything (once), build a
-# 512x512 cervical mosaic detection set from the real crops in ../shared/data,
-# train the CPU-sized RetinaNet on it, evaluate it on the test split (COCO
-# AP/AP50/AP75/AR and per-class AP) and draw predictions next to the ground
-# truth. Each run writes to a new work_dirs/quickstart/<timestamp>/.
+# The main job, from a fresh machine: install everything (once), turn the real
+# CRIC Cervix fields in ../shared/data (CRIC's expert nucleus points) into a
+# COCO detection set split per field, make cervdet's own DINO starting point
+# on unlabeled tiles of the training fields (once), train the CPU RetinaNet
+# from it, evaluate it on the held-out test fields (COCO AP/AP50/AP75/AR,
+# per-class AP and the point metric: abnormal recall / precision / F1, FROC)
+# and draw its predictions next to the marked cells of a real field.
+# Each run writes to a new work_dirs/quickstart/<timestamp>/.
 #   CERVDET_SHARED_DATA  the shared data folder (default ../shared/data)
-#   CONFIG               the config to train (default: the CPU RetinaNet)
+#   CONFIG               the detector config (default: the CPU RetinaNet
+#                        started from the DINO backbone)
+#   NO_DINO=1            skip the DINO step and train from scratch
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash tools/setup_env.sh
 PY="$(bash tools/setup_env.sh --print-venv)/bin/python"
+export PYTHON="$PY"
 
 SHARED="${CERVDET_SHARED_DATA:-$ROOT/../shared/data}"
-CONFIG="${CONFIG:-configs/retinanet/retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py}"
-MOSAIC=data/cervical-mosaic-bethesda-512
-if [[ ! -f "$MOSAIC/annotations/test.json" ]]; then
-  "$PY" tools/dataset_converters/build_mosaic.py --source bethesda --preset 512 \
-    --data-root "$SHARED" --out-dir "$MOSAIC"
+DATA=data/cric-cervix
+if [[ ! -f "$DATA/annotations/test.json" ]]; then
+  "$PY" tools/dataset_converters/cric_to_coco.py \
+    --csv "$SHARED/cric_cervix/classifications.csv" \
+    --img-dir "$SHARED/cric_cervix/images" --img-dir "$SHARED/cric_cervix/native" \
+    --out-dir "$DATA"
 fi
-"$PY" tools/dataset_converters/check_coco.py "$MOSAIC/annotations/train.json" \
-  --img-dir "$MOSAIC/images/train"
+"$PY" tools/dataset_converters/check_coco.py "$DATA/annotations/train.json" \
+  --img-dir "$DATA/images" --no-progress
+
+if [[ "${NO_DINO:-0}" == "1" ]]; then
+  CONFIG="${CONFIG:-configs/retinanet/retinanet_r18-w32_fpn_adam-12e_1xb4_cric-cervix-512.py}"
+else
+  bash tools/cric_dino_init.sh
+  CONFIG="${CONFIG:-configs/retinanet/retinanet_r18-w32_fpn_dino-init_adam-12e_1xb4_cric-cervix-512.py}"
+fi
 
 RUN="work_dirs/quickstart/$(date +%Y%m%d_%H%M%S)"
 "$PY" tools/train.py "$CONFIG" --work-dir "$RUN"
-CKPT="$(cat "$RUN/last_checkpoint")"
+CKPT="$(ls -t "$RUN"/epoch_*.pth | head -n1)"
 "$PY" tools/test.py "$CONFIG" "$CKPT" --work-dir "$RUN/test" \
   --out "$RUN/test/predictions.pkl" --show-dir show
 "$PY" tools/analysis_tools/draw_pred_vs_gt.py "$CONFIG" "$RUN/test/predictions.pkl" \

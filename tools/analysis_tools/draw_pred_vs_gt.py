@@ -5,7 +5,11 @@ Usage:
         --out-file pred_vs_gt.png [--img-id ID] [--score-thr 0.3]
 
 PREDICTIONS.pkl is what ``tools/test.py --out`` writes. Without ``--img-id``
-the test image with the most ground-truth boxes is drawn.
+the test image with the most ground-truth boxes is drawn. On point-annotated
+sets (CRIC, ``tools/dataset_converters/cric_to_coco.py``) the marked nuclei
+are drawn on both halves: a dot in the class colour for each boxed cell, a
+small green ring for each marked cell of a background class (NILM), so a
+prediction can be checked against the cells the pathologists marked.
 """
 import argparse
 import os.path as osp
@@ -83,12 +87,47 @@ def main(argv=None):
         draw_gt=True,
         draw_pred=True,
         show=False,
-        pred_score_thr=args.score_thr,
-        out_file=args.out_file)
+        pred_score_thr=args.score_thr)
+    drawn = visualizer.get_image()
+    n_points = _draw_marked_points(drawn, cfg.test_dataloader.dataset,
+                                   pred['img_id'], img.shape[1],
+                                   dataset.metainfo.get('palette'))
+    mmcv.imwrite(drawn[..., ::-1], args.out_file)
+    if n_points:
+        print(f'{n_points} marked nuclei drawn as dots on both halves')
     print(f'{args.out_file}: {osp.basename(info["img_path"])}, '
           f'{len(inst)} ground-truth boxes (left), '
           f'{int((p.scores >= args.score_thr).sum())} predictions with '
           f'score >= {args.score_thr} (right)')
+
+
+def _draw_marked_points(drawn, ds_cfg, img_id: int, width: int,
+                        palette) -> int:
+    """Draw the annotation file's marked nuclei (``point`` of each box,
+    ``other_points`` of the image) on both halves of ``drawn`` (RGB, in
+    place). Returns how many points were drawn (0: no points in the file)."""
+    import json
+
+    import cv2
+    ann_file = osp.join(ds_cfg.get('data_root', '') or '', ds_cfg.ann_file)
+    with open(ann_file) as f:
+        coco = json.load(f)
+    cat_index = {c['id']: i for i, c in enumerate(coco['categories'])}
+    image = next(im for im in coco['images'] if im['id'] == img_id)
+    points = [(a['point'], palette[cat_index[a['category_id']]]
+               if palette else (255, 0, 0))
+              for a in coco['annotations']
+              if a['image_id'] == img_id and 'point' in a]
+    others = [p['point'] for p in image.get('other_points', [])]
+    for offset in (0, width):
+        for (x, y), colour in points:
+            c = (int(round(x)) + offset, int(round(y)))
+            cv2.circle(drawn, c, 5, (255, 255, 255), -1)
+            cv2.circle(drawn, c, 4, tuple(int(v) for v in colour), -1)
+        for x, y in others:
+            cv2.circle(drawn, (int(round(x)) + offset, int(round(y))), 4,
+                       (0, 160, 0), 2)
+    return len(points) + len(others)
 
 
 if __name__ == '__main__':
