@@ -27,7 +27,7 @@ if [[ ! -f "$DATA/annotations/test.json" ]]; then
     --out-dir "$DATA"
 fi
 "$PY" tools/dataset_converters/check_coco.py "$DATA/annotations/train.json" \
-  --img-dir "$DATA/images" --no-progress
+  --img-dir "$DATA/images"
 
 if [[ "${NO_DINO:-0}" == "1" ]]; then
   CONFIG="${CONFIG:-configs/retinanet/retinanet_r18-w32_fpn_adam-12e_1xb4_cric-cervix-512.py}"
