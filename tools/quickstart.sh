@@ -18,6 +18,12 @@ bash tools/setup_env.sh
 PY="$(bash tools/setup_env.sh --print-venv)/bin/python"
 export PYTHON="$PY"
 
+stage() { echo "[quickstart] $1: $((SECONDS - T0)) s" | tee -a "$TIMES"; T0=$SECONDS; }
+mkdir -p work_dirs/quickstart
+TIMES=work_dirs/quickstart/stage_times.txt
+echo "[quickstart] run of $(date -u +%FT%TZ), $(nproc) cores" >> "$TIMES"
+T0=$SECONDS
+
 SHARED="${CERVDET_SHARED_DATA:-$ROOT/../shared/data}"
 DATA=data/cric-cervix
 if [[ ! -f "$DATA/annotations/test.json" ]]; then
@@ -28,19 +34,23 @@ if [[ ! -f "$DATA/annotations/test.json" ]]; then
 fi
 "$PY" tools/dataset_converters/check_coco.py "$DATA/annotations/train.json" \
   --img-dir "$DATA/images"
+stage "data (convert + check)"
 
 if [[ "${NO_DINO:-0}" == "1" ]]; then
   CONFIG="${CONFIG:-configs/retinanet/retinanet_r18-w32_fpn_adam-12e_1xb4_cric-cervix-512.py}"
 else
   bash tools/cric_dino_init.sh
+  stage "DINO starting point (skipped if it exists)"
   CONFIG="${CONFIG:-configs/retinanet/retinanet_r18-w32_fpn_dino-init_adam-12e_1xb4_cric-cervix-512.py}"
 fi
 
 RUN="work_dirs/quickstart/$(date +%Y%m%d_%H%M%S)"
 "$PY" tools/train.py "$CONFIG" --work-dir "$RUN"
+stage "train $(basename "$CONFIG")"
 CKPT="$(ls -t "$RUN"/epoch_*.pth | head -n1)"
 "$PY" tools/test.py "$CONFIG" "$CKPT" --work-dir "$RUN/test" \
   --out "$RUN/test/predictions.pkl" --show-dir show
 "$PY" tools/analysis_tools/draw_pred_vs_gt.py "$CONFIG" "$RUN/test/predictions.pkl" \
   --out-file "$RUN/pred_vs_gt.png"
+stage "test + pictures"
 echo "quickstart done: checkpoint $CKPT, picture $RUN/pred_vs_gt.png"

@@ -1,0 +1,178 @@
+"""Train and test configs on the real CRIC fields over several seeds and
+write one table of mean +- std (the evidence runs of the methods' READMEs).
+
+Usage:
+    python benchmarks/cric_seed_runs.py --suite retinanet-init \\
+        [--seeds 0 1 2] [--work-dir work_dirs/evidence] [--threads 2]
+
+Each row trains with ``tools/train.py`` (``randomness.seed`` = the seed,
+``--work-dir <work>/<suite>/<row>/seed<k>``) and tests the last checkpoint
+on the held-out test fields with ``tools/test.py`` (COCO AP and the point
+metric of ``configs/_base_/datasets/cric_cervix.py``). A finished run
+(``result.json`` present) is not run again and an interrupted training
+resumes from its last checkpoint, so re-running the same command continues
+the table. Prints and writes ``<work>/<suite>/table.md`` and
+``results.json``: per row the mean +- std over the finished seeds of AP,
+AP50, AR@100, abnormal recall at 1 and 4 false positives per image, and the
+wall and CPU minutes of one training run (CPU = user + system time of the
+child processes, which does not grow when other jobs share the cores).
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+_RET = 'configs/retinanet/retinanet_r18-w32_fpn_{}adam-12e_1xb4_cric-cervix-512.py'
+SUITES = {
+    # CPU RetinaNet from scratch vs from cervdet's DINO backbone (issue 14)
+    'retinanet-init': [
+        ('from scratch', _RET.format('')),
+        ('DINO init (CRIC tiles)', _RET.format('dino-init_')),
+    ],
+}
+#: (column, metric key, scale)
+COLUMNS = [
+    ('AP', 'coco/bbox_mAP', 100),
+    ('AP50', 'coco/bbox_mAP_50', 100),
+    ('AR@100', 'coco/bbox_AR@100', 100),
+    ('abn. recall @1 FP/img', 'point/abnormal/sens@1fppi', 100),
+    ('abn. recall @4 FP/img', 'point/abnormal/sens@4fppi', 100),
+    ('abnormal AP (points)', 'point/abnormal/AP', 100),
+]
+
+
+def run(cmd, log):
+    """Run ``cmd`` from the project root into ``log``; (wall s, CPU s)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.time()
+    with open(log, 'a') as f:
+        proc = subprocess.run([str(c) for c in cmd], cwd=ROOT, stdout=f,
+                              stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        sys.exit(f'failed ({proc.returncode}): {" ".join(map(str, cmd))}; '
+                 f'see {log}')
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime -
+                                                before.ru_stime)
+    return time.time() - t0, cpu
+
+
+def newest_metrics(test_dir):
+    """The metrics line tools/test.py's runner wrote last in ``test_dir``."""
+    logs = sorted(glob.glob(osp.join(test_dir, '*', '*.json')))
+    if not logs:
+        sys.exit(f'no metrics json under {test_dir}')
+    with open(logs[-1]) as f:
+        return json.loads(f.readline())
+
+
+def one_run(py, cfg, work, seed):
+    """Train + test one seed; returns its result dict (cached on disk)."""
+    out = osp.join(work, f'seed{seed}')
+    res_file = osp.join(out, 'result.json')
+    if osp.isfile(res_file):
+        with open(res_file) as f:
+            return json.load(f)
+    os.makedirs(out, exist_ok=True)
+    opts = [f'randomness.seed={seed}']
+    train = [py, 'tools/train.py', cfg, '--work-dir', out, '--cfg-options',
+             *opts]
+    if osp.isfile(osp.join(out, 'last_checkpoint')) or glob.glob(
+            osp.join(out, 'epoch_*.pth')):
+        train.insert(4, '--resume')
+    wall, cpu = run(train, osp.join(out, 'train.log'))
+    ckpts = sorted(glob.glob(osp.join(out, 'epoch_*.pth')),
+                   key=lambda p: int(p.rsplit('_', 1)[1][:-4]))
+    run([py, 'tools/test.py', cfg, ckpts[-1], '--work-dir',
+         osp.join(out, 'test')], osp.join(out, 'test.log'))
+    result = dict(seed=seed, config=cfg, checkpoint=ckpts[-1],
+                  train_wall_s=wall, train_cpu_s=cpu,
+                  metrics=newest_metrics(osp.join(out, 'test')))
+    with open(res_file + '.tmp', 'w') as f:
+        json.dump(result, f, indent=1)
+    os.replace(res_file + '.tmp', res_file)
+    return result
+
+
+def mean_std(values):
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0 or np.all(np.isnan(v)):
+        return 'n/a'
+    if len(v) == 1:
+        return f'{v[0]:.1f} (1 seed)'
+    return f'{np.nanmean(v):.1f} +- {np.nanstd(v, ddof=1):.1f}'
+
+
+def table(rows_results, seeds):
+    head = ['row', 'seeds'] + [c for c, _, _ in COLUMNS] + [
+        'train min (wall / CPU)']
+    lines = ['| ' + ' | '.join(head) + ' |',
+             '|' + '---|' * len(head)]
+    for label, results in rows_results:
+        cells = [label, str(len(results))]
+        for _, key, scale in COLUMNS:
+            cells.append(mean_std([
+                r['metrics'].get(key, float('nan')) * scale for r in results
+            ]))
+        if results:
+            cells.append('{:.1f} / {:.1f}'.format(
+                np.mean([r['train_wall_s'] for r in results]) / 60,
+                np.mean([r['train_cpu_s'] for r in results]) / 60))
+        else:
+            cells.append('n/a')
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--suite', choices=sorted(SUITES), required=True)
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument('--work-dir', default='work_dirs/evidence')
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--rows', nargs='*', default=None,
+                   help='only these row numbers (0-based)')
+    args = p.parse_args(argv)
+    os.environ['OMP_NUM_THREADS'] = str(args.threads)
+    py = sys.executable
+    if not osp.isfile(osp.join(ROOT, 'data/cric-cervix/annotations/test.json')):
+        sys.exit('data/cric-cervix not found: build it with '
+                 'tools/dataset_converters/cric_to_coco.py (see '
+                 'docs/data_preparation.md)')
+    suite_dir = osp.join(ROOT, args.work_dir, args.suite)
+    rows = SUITES[args.suite]
+    todo = range(len(rows)) if args.rows is None else map(int, args.rows)
+    todo = set(todo)
+    rows_results = []
+    # seed-major order: every row gets seed 0 before any row gets seed 1,
+    # so an interrupted session leaves comparable rows
+    done = {i: [] for i in range(len(rows))}
+    for seed in args.seeds:
+        for i, (label, cfg) in enumerate(rows):
+            if i not in todo:
+                continue
+            work = osp.join(suite_dir, osp.splitext(osp.basename(cfg))[0])
+            done[i].append(one_run(py, cfg, work, seed))
+            print(f'[{args.suite}] {label} seed {seed} done', flush=True)
+    rows_results = [(label, done[i]) for i, (label, _) in enumerate(rows)]
+    text = (f'Suite `{args.suite}`, seeds {args.seeds}, test fields of '
+            'data/cric-cervix (CRIC Cervix, per-field split seed 0); mean '
+            '+- sample std over seeds.\n\n' + table(rows_results, args.seeds))
+    print(text)
+    os.makedirs(suite_dir, exist_ok=True)
+    with open(osp.join(suite_dir, 'table.md'), 'w') as f:
+        f.write(text + '\n')
+    with open(osp.join(suite_dir, 'results.json'), 'w') as f:
+        json.dump({label: res for label, res in rows_results}, f, indent=1)
+
+
+if __name__ == '__main__':
+    main()
