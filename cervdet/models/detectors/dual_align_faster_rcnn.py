@@ -559,8 +559,8 @@ class DualAlignFasterRCNN(SemiBaseDetector):
             # losses (collective: every rank, every step, maybe 0 entries)
             protos_gt, present_gt = class_prototypes(
                 embeds_l.detach(), labels_l, C)
-            self.bank.push(protos_gt[present_gt],
-                           torch.arange(C, device=protos_gt.device)[present_gt])
+            classes = torch.arange(C, device=protos_gt.device)
+            self.bank.push(protos_gt[present_gt], classes[present_gt])
             losses['bank_fill'] = self.bank.fill.float()
         losses['num_pseudo'] = embeds_l.new_tensor(labels_u.numel() /
                                                    max(num_unsup, 1))

@@ -15,8 +15,10 @@ and Eq. (7) / (8) combine three of them, for the labeled (``P_L^cg``) and the
 unlabeled (``P_U^cg``) confidence-guided batch prototypes against the class
 means ``P^M`` of the memory bank::
 
-    L_pmb  = L_intra(P^M, P_L^cg) + L_inter(P^M, P_L^cg) + L_inter(P_L^cg, P_L^cg)
-    L'_pmb = L_intra(P^M, P_U^cg) + L_inter(P^M, P_U^cg) + L_inter(P_U^cg, P_U^cg)
+    L_pmb  = L_intra(P^M, P_L^cg) + L_inter(P^M, P_L^cg)
+             + L_inter(P_L^cg, P_L^cg)                                    (7)
+    L'_pmb = L_intra(P^M, P_U^cg) + L_inter(P^M, P_U^cg)
+             + L_inter(P_U^cg, P_U^cg)                                    (8)
 
 The third term pushes the batch's own prototypes of different classes at
 least ``m`` apart. A class missing from the batch (or the bank) has no

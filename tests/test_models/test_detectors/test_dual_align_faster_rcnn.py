@@ -27,7 +27,6 @@ CFG_DIR = ROOT / 'configs' / 'semi_dual_align'
 DATA = 'cervical-mosaic-bethesda-512'
 CPU_CFG = CFG_DIR / \
     f'dual-align_faster-rcnn_r18_fpn_sgd-cpu_semi-25_{DATA}.py'
-PAPER_CFG = CFG_DIR / f'dual-align_faster-rcnn_r101_fpn_sgd-120k_semi-25_{DATA}.py'
 EMA_CFG = CFG_DIR / \
     f'dual-align-ema-teacher_faster-rcnn_r101_fpn_sgd-120k_semi-25_{DATA}.py'
 UNSUP_KEYS = ('loss_pml_u', 'loss_pmb_u')
