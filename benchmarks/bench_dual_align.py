@@ -12,14 +12,16 @@ labeled and unlabeled 1:1. Side by side in one process, alternating:
 - ``supervised``: the student Faster R-CNN's own ``train_step`` on the
   labeled half (what the supervised baseline runs);
 - ``semi``: ``DualAlignFasterRCNN.train_step`` on the whole batch (the same
-  labeled half plus the unlabeled half: teacher on the weak view, student on
-  the strong view, proxy and prototype losses, memory-bank push).
+  labeled half plus the unlabeled half: the network's own proposals and
+  pseudo labels on the unlabeled view (the paper's default; an EMA teacher on
+  a weak view with ``pseudo_labeler='ema_teacher'``), proxy and prototype
+  losses, memory-bank push).
 
 Medians over ``--iters`` timed steps after one warm-up step each, wall and
 process CPU seconds, and the peak RSS growth over a step (sampled by a
 thread, after ``gc.collect`` and ``malloc_trim``). ``--score-thr`` lowers
-the teacher's pseudo-label threshold so that an untrained teacher yields
-pseudo boxes and every unlabeled term runs (the cost being measured).
+the pseudo-label threshold so that an untrained network yields pseudo
+labels and every unlabeled term runs (the cost being measured).
 """
 import argparse
 import copy
@@ -62,7 +64,7 @@ def main(argv=None):
     split_root = root
     semi = osp.join(root, 'annotations', 'semi')
     tmp = None
-    if not osp.isfile(osp.join(semi, 'train_labeled_25.json')):
+    if not osp.isfile(osp.join(semi, 'train_unlabeled.json')):
         # keep the user's data folder untouched: split into a temporary one
         sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..',
                                     'tools', 'dataset_converters'))
@@ -94,7 +96,8 @@ def main(argv=None):
     cfg.model.semi_train_cfg.score_thr = args.score_thr
     model = MODELS.build(cfg.model)
     model.init_weights()
-    model.teacher.load_state_dict(model.student.state_dict())
+    if hasattr(model, 'teacher'):
+        model.teacher.load_state_dict(model.student.state_dict())
     model.train()
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-4,
                                          momentum=0.9))
@@ -125,8 +128,8 @@ def main(argv=None):
           f'{torch.cuda.is_available()}; load average (1 min) '
           f'{os.getloadavg()[0]:.2f}')
     print(f'batch: {half} labeled + {half} unlabeled real mosaics, input '
-          f'about {shape[0]}x{shape[1]}; teacher score_thr {args.score_thr}: '
-          f'{float(logs.get("num_pseudo", 0)):.1f} pseudo boxes per '
+          f'about {shape[0]}x{shape[1]}; score_thr {args.score_thr}: '
+          f'{float(logs.get("num_pseudo", 0)):.1f} pseudo labels per '
           f'unlabeled image, bank fill {float(logs.get("bank_fill", 0)):.0f}')
     print('| step | wall s | CPU s | peak RSS growth MiB |')
     print('|---|---|---|---|')

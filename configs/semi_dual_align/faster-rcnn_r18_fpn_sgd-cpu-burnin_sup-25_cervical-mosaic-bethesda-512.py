@@ -1,8 +1,7 @@
-# Stage 1 of the warm-started CPU comparison (README "CPU budget, warm
-# start"): a supervised burn-in of the CPU Faster R-CNN on the 25 % labeled
-# images, long and fast enough (800 iterations, lr 0.02) that its detections
-# pass the 0.5 pseudo-label threshold. Its last checkpoint initialises the
-# student and the teacher of
+# Stage 1 of the warm-started CPU comparison: a supervised burn-in of the
+# CPU Faster R-CNN on the 25 % labeled images, long and fast enough (800
+# iterations, lr 0.02) that its own predictions pass the 0.5 pseudo-label
+# threshold. Its last checkpoint initialises the network of
 # ./dual-align_faster-rcnn_r18_fpn_sgd-cpu-warm_semi-25_... and the
 # supervised continuation ./faster-rcnn_r18_fpn_sgd-cpu-warm_sup-25_...
 # (mmdet's Soft Teacher recipes reach the same point with a burn-in of their

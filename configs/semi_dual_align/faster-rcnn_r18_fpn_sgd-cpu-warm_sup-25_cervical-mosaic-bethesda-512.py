@@ -1,11 +1,11 @@
-# Stage 2, supervised side of the warm-started CPU comparison (README "CPU
-# budget, warm start"): the burn-in model
-# (./faster-rcnn_r18_fpn_sgd-cpu-burnin_sup-25_..., last checkpoint) trained
-# on, labeled images only, at lr 0.005 (constant) for 500 iterations: the
-# CPU time of the 300 semi-supervised iterations of
-# ./dual-align_faster-rcnn_r18_fpn_sgd-cpu-warm_semi-25_... (a semi step
-# costs 1.68x a supervised one, benchmarks/bench_dual_align.py); its
-# iteration-300 checkpoint is the equal-iteration point. Not a paper setting.
+# Stage 2, supervised side of the warm-started CPU comparison: the burn-in
+# model (./faster-rcnn_r18_fpn_sgd-cpu-burnin_sup-25_..., last checkpoint)
+# trained on, labeled images only, at lr 0.005 (constant) for 500
+# iterations, meant as the CPU time of the 300 semi-supervised iterations of
+# ./dual-align_faster-rcnn_r18_fpn_sgd-cpu-warm_semi-25_... (set warm_iters
+# from the step-cost ratio benchmarks/bench_dual_align.py measures on your
+# machine); its iteration-300 checkpoint is the equal-iteration point. Not a
+# paper setting.
 _base_ = ['./faster-rcnn_r18_fpn_sgd-cpu_sup-25_cervical-mosaic-bethesda-512.py']
 burnin_checkpoint = 'work_dirs/semi_warm_burnin/iter_800.pth'
 warm_iters = 500

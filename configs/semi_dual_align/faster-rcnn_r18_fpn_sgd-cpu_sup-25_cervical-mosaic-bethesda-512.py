@@ -3,7 +3,7 @@
 # optimiser, trained on the 25 % labeled images only (batch 2 = the labeled
 # half of the semi batch). Not a paper setting.
 _base_ = [
-    './faster-rcnn_r50_fpn_sgd-20k_sup-25_cervical-mosaic-bethesda-512.py',
+    './faster-rcnn_r101_fpn_sgd-120k_sup-25_cervical-mosaic-bethesda-512.py',
     './_base_/cpu_faster-rcnn_r18-w32.py'
 ]
 img_scale = (384, 384)
@@ -22,6 +22,6 @@ test_pipeline = [
     dict(t, scale=img_scale) if t['type'] == 'Resize' else t
     for t in _base_.test_pipeline
 ]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

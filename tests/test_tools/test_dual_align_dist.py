@@ -43,10 +43,11 @@ def test_two_rank_semi_training_keeps_bank_in_sync(tiny_mosaic, tmp_path):
     sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
     import split_semi
     semi_dir = tiny_mosaic / 'annotations' / 'semi'
-    if not (semi_dir / 'train_labeled_25.json').is_file():
+    if not (semi_dir / 'train_unlabeled.json').is_file():
         assert split_semi.main([
             str(tiny_mosaic / 'annotations' / 'train.json'), '--out-dir',
-            str(semi_dir), '--percents', '25', '--seed', '0'
+            str(semi_dir), '--percents', '25', '--seed', '0',
+            '--force-overwrite'
         ]) == 0
     (tmp_path / 'dump_bank_hook.py').write_text(DUMP_HOOK)
     root = str(tiny_mosaic) + '/'
@@ -67,8 +68,7 @@ train_cfg = dict(max_iters=3, val_interval=100)
 val_cfg = None
 val_dataloader = None
 val_evaluator = None
-custom_hooks = _base_.custom_hooks + [
-    dict(type='DumpBankHook', out_dir={str(tmp_path)!r})]
+custom_hooks = [dict(type='DumpBankHook', out_dir={str(tmp_path)!r})]
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=3))
 log_processor = dict(window_size=1)
 randomness = dict(seed=0)

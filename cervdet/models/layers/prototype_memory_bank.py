@@ -29,7 +29,7 @@ def class_prototypes(
     ``proto_c = sum_{i: y_i = c} w_i x_i / sum_{i: y_i = c} w_i`` (ground-
     truth-guided prototypes with ``w_i = 1`` and ground-truth labels;
     confidence-guided prototypes with ``w_i`` the confidence of the predicted
-    class ``y_i``; issue text).
+    class ``y_i``; Chai et al., Eq. 4).
 
     Args:
         embeds (Tensor[N, D]): Proposal embeddings.

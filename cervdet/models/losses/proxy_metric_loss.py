@@ -72,14 +72,15 @@ def proxy_nca_loss(embeds: Tensor,
                    weights: Optional[Tensor] = None) -> Tensor:
     """Proxy-NCA loss of proposal embeddings against class proxies.
 
-    Chai et al. (2022), proxy-based proposal alignment (formula from the
-    issue text; the issue gives no equation number), per proposal ``i`` with
-    class ``c = labels[i]``::
+    Chai et al. (2022), Sec. 2.1, Eq. (2) (labeled) and Eq. (3) (unlabeled,
+    pseudo labels), per proposal ``i`` with class ``c = labels[i]``::
 
         'exclude_true':  l_i = d(x_i, p_c) + log sum_{k != c} exp(-d(x_i, p_k))
         'all':           l_i = d(x_i, p_c) + log sum_{k}      exp(-d(x_i, p_k))
 
-    ``'exclude_true'`` is the paper's (and the original Proxy-NCA's) form. It
+    ``'exclude_true'`` is the paper's form (Eq. 2 sums over ``k != c``, as
+    the original Proxy-NCA [14]); the per-proposal losses are averaged (the
+    paper does not state the reduction). It
     is **unbounded below**: once ``x_i`` is closer to ``p_c`` than to the
     other proxies by more than ``log(C - 1)`` the loss is negative, and it
     keeps decreasing as the other proxies move away (scaling the metric

@@ -1,5 +1,7 @@
 """Tests of tools/dataset_converters/split_semi.py on the tiny mosaic set and
-hand-made files."""
+hand-made files: the paper's protocol (one constant unlabeled set, nested
+labeled fractions of the rest; Chai et al. Sec. 3.2), the remainder option,
+groups, a separate unlabeled file and a file of the CRIC COCO contract."""
 import json
 import sys
 from pathlib import Path
@@ -24,11 +26,160 @@ def _positive_ids(coco: dict) -> set:
 
 @pytest.fixture(scope='module')
 def split(tiny_mosaic, tmp_path_factory):
-    """The default split of the mosaic train file, through the CLI."""
+    """The remainder-protocol split of the mosaic train file (CLI)."""
     ann = tiny_mosaic / 'annotations' / 'train.json'
     out = tmp_path_factory.mktemp('semi') / 'semi'
+    assert ss.main([str(ann), '--out-dir', str(out), '--seed', '3',
+                    '--protocol', 'remainder']) == 0
+    return ann, out
+
+
+@pytest.fixture(scope='module')
+def pool_split(tiny_mosaic, tmp_path_factory):
+    """The default (paper) split of the mosaic train file (CLI)."""
+    ann = tiny_mosaic / 'annotations' / 'train.json'
+    out = tmp_path_factory.mktemp('semi_pool') / 'semi'
     assert ss.main([str(ann), '--out-dir', str(out), '--seed', '3']) == 0
     return ann, out
+
+
+def test_pool_protocol_constant_unlabeled_set(pool_split):
+    ann, out = pool_split
+    src = json.loads(ann.read_text())
+    all_ids = {im['id'] for im in src['images']}
+    pool = json.loads(ss.pool_path(out).read_text())
+    pool_ids = {im['id'] for im in pool['images']}
+    assert pool['annotations'] == [] and pool['categories'] == \
+        src['categories']
+    # 50 % held out, stratified: round half up per stratum
+    pos, n = _positive_ids(src), len(src['images'])
+    n_pos = len(pos & all_ids)
+    k_pos = min(max(int(np.floor(n_pos / 2 + .5)), 1), n_pos - 1)
+    assert len(pool_ids & pos) == k_pos
+    assert len(pool_ids - pos) == int(np.floor((n - n_pos) / 2 + .5))
+    rest = all_ids - pool_ids
+    labeled = []
+    for p in PERCENTS:
+        lab_path, unl_path = ss.output_paths(out, p)
+        assert unl_path == ss.pool_path(out)  # the same file for every row
+        lab_ids = _ids(lab_path)
+        assert lab_ids <= rest and not lab_ids & pool_ids
+        k_pos = max(1, int(np.floor(p / 100 * len(rest & pos) + .5)))
+        assert len(lab_ids & pos) == k_pos
+        assert len(lab_ids - pos) == int(
+            np.floor(p / 100 * len(rest - pos) + .5))
+        labeled.append(lab_ids)
+    assert labeled[-1] == rest  # 100 %: all labeled + the same unlabeled
+    for small, large in zip(labeled, labeled[1:]):
+        assert small <= large
+    assert not list(out.glob('train_unlabeled_*.json'))
+
+
+def test_pool_and_fractions_by_hand():
+    """100 positives, 40 negatives; a 25 % pool; labeled 10 / 50 % of the
+    other 75 + 30 images."""
+    coco = dict(images=[dict(id=i) for i in range(140)],
+                annotations=[dict(id=i, image_id=i, category_id=1)
+                             for i in range(100)],
+                categories=[dict(id=1, name='HSIL')])
+    pool = ss.split_pool(coco, 25., seed=2)
+    assert pool[:100].sum() == 25 and pool[100:].sum() == 10
+    masks = ss.split_semi(coco, (10, 50), seed=2, exclude=pool)
+    for p, n_pos, n_neg in ((10, 8, 3), (50, 38, 15)):  # half up
+        assert masks[p][:100].sum() == n_pos, p
+        assert masks[p][100:].sum() == n_neg, p
+        assert not (masks[p] & pool).any()
+    assert (masks[10] <= masks[50]).all()
+    with pytest.raises(ValueError, match='unlabeled_percent'):
+        ss.split_pool(coco, 100.)
+
+
+def test_group_by_keeps_groups_together():
+    """Images of one patient never straddle the labeled / unlabeled line."""
+    images = [dict(id=i, patient=f'p{i // 3}') for i in range(60)]
+    coco = dict(images=images,
+                annotations=[dict(id=i, image_id=i, category_id=1)
+                             for i in range(0, 60, 2)],
+                categories=[dict(id=1, name='HSIL')])
+    groups = ss.image_groups(coco, 'patient')
+    assert len(set(groups.tolist())) == 20
+    pool = ss.split_pool(coco, 50., 0, groups)
+    masks = ss.split_semi(coco, (25, 100), 0, exclude=pool, groups=groups)
+    patients = np.asarray([im['patient'] for im in images])
+    for mask in [pool] + list(masks.values()):
+        for pat in set(patients):
+            assert len(set(mask[patients == pat].tolist())) == 1
+    assert (masks[100] | pool).all() and not (masks[100] & pool).any()
+    coco['images'][5].pop('patient')
+    with pytest.raises(ss.CocoSplitError, match='images\\[5\\].*"patient"'):
+        ss.image_groups(coco, 'patient', 'x.json')
+
+
+def test_separate_unlabeled_file(tiny_mosaic, tmp_path):
+    ann = tiny_mosaic / 'annotations' / 'train.json'
+    src = json.loads(ann.read_text())
+    other = dict(images=[dict(id=1, file_name='u1.png', width=8, height=8),
+                         dict(id=2, file_name='u2.png', width=8, height=8)],
+                 annotations=[], categories=[])
+    unl = tmp_path / 'unlabeled.json'
+    unl.write_text(json.dumps(other))
+    out = tmp_path / 'semi'
+    assert ss.main([str(ann), '--out-dir', str(out), '--unlabeled-ann',
+                    str(unl), '--percents', '50', '100']) == 0
+    pool = json.loads(ss.pool_path(out).read_text())
+    assert [im['file_name'] for im in pool['images']] == ['u1.png', 'u2.png']
+    assert pool['categories'] == src['categories']
+    # every train image can be labeled
+    assert _ids(ss.output_paths(out, 100)[0]) == {im['id']
+                                                  for im in src['images']}
+    # a shared image is refused, naming both files
+    other['images'].append(dict(src['images'][0]))
+    unl.write_text(json.dumps(other))
+    with pytest.raises(ss.CocoSplitError, match='separate set'):
+        ss._check_separate(src, other, ann, unl)
+    assert ss.main([str(ann), '--out-dir', str(tmp_path / 'o2'),
+                    '--unlabeled-ann', str(unl)]) == 1
+
+
+def test_cric_contract_file(tmp_path):
+    """A file of the CRIC COCO contract (abnormal5, per-field images with
+    other_points, annotations with point / cric_cell_id / bethesda_class):
+    split per field; labeled files keep every key, unlabeled images lose
+    their label keys."""
+    cats = [dict(id=i + 1, name=n) for i, n in enumerate(
+        ['ASC-US', 'ASC-H', 'LSIL', 'HSIL', 'SCC'])]
+    images, anns = [], []
+    for i in range(12):
+        images.append(dict(
+            id=i + 1, file_name=f'{i:032x}.jpg', width=688, height=510,
+            cric_image_id=100 + i, source_size=[1376, 1020],
+            other_points=[dict(point=[10., 20.], bethesda_class='NILM',
+                               cric_cell_id=5000 + i)]))
+        for j in range(i % 3):  # a third of the fields are negatives
+            anns.append(dict(
+                id=len(anns) + 1, image_id=i + 1, category_id=1 + j,
+                bbox=[10., 10., 50., 50.], area=2500., iscrowd=0,
+                point=[35., 35.], cric_cell_id=9000 + len(anns),
+                bethesda_class=cats[j]['name']))
+    ann = tmp_path / 'train.json'
+    ann.write_text(json.dumps(dict(images=images, annotations=anns,
+                                   categories=cats)))
+    out = tmp_path / 'semi'
+    assert ss.main([str(ann), '--out-dir', str(out), '--group-by',
+                    'cric_image_id']) == 0
+    pool = json.loads(ss.pool_path(out).read_text())
+    assert len(pool['images']) == 6
+    assert all('other_points' not in im and 'cric_image_id' in im
+               for im in pool['images'])
+    lab = json.loads(ss.output_paths(out, 100)[0].read_text())
+    assert len(lab['images']) == 6
+    assert all('other_points' in im for im in lab['images'])
+    assert lab['annotations'] and all(
+        {'point', 'cric_cell_id', 'bethesda_class'} <= set(a)
+        for a in lab['annotations'])
+    assert lab['categories'] == cats
+    pool_fields = {im['cric_image_id'] for im in pool['images']}
+    assert not pool_fields & {im['cric_image_id'] for im in lab['images']}
 
 
 def test_disjoint_complete_sizes_and_annotations(split):
@@ -39,7 +190,7 @@ def test_disjoint_complete_sizes_and_annotations(split):
     n_pos = len(pos & all_ids)
     assert 0 < n_pos < n  # the fixture has negatives and positives
     for p in PERCENTS:
-        lab_path, unl_path = ss.output_paths(out, p)
+        lab_path, unl_path = ss.output_paths(out, p, 'remainder')
         lab, unl = json.loads(lab_path.read_text()), \
             json.loads(unl_path.read_text())
         lab_ids, unl_ids = _ids(lab_path), _ids(unl_path)
@@ -58,13 +209,13 @@ def test_disjoint_complete_sizes_and_annotations(split):
         order = [im['id'] for im in src['images']]
         assert [im['id'] for im in lab['images']] == [
             i for i in order if i in lab_ids]
-    assert _ids(ss.output_paths(out, 100)[0]) == all_ids
-    assert _ids(ss.output_paths(out, 100)[1]) == set()
+    assert _ids(ss.output_paths(out, 100, 'remainder')[0]) == all_ids
+    assert _ids(ss.output_paths(out, 100, 'remainder')[1]) == set()
 
 
 def test_nested(split):
     _, out = split
-    labeled = [_ids(ss.output_paths(out, p)[0]) for p in PERCENTS]
+    labeled = [_ids(ss.output_paths(out, p, 'remainder')[0]) for p in PERCENTS]
     for small, large in zip(labeled, labeled[1:]):
         assert small < large
 
@@ -84,9 +235,11 @@ def test_negatives_stratified_on_larger_file():
 def test_deterministic_and_seed_dependent(split, tmp_path):
     ann, out = split
     again = tmp_path / 'again'
-    assert ss.main([str(ann), '--out-dir', str(again), '--seed', '3']) == 0
+    assert ss.main([str(ann), '--out-dir', str(again), '--seed', '3',
+                    '--protocol', 'remainder']) == 0
     for p in PERCENTS:
-        for a, b in zip(ss.output_paths(out, p), ss.output_paths(again, p)):
+        for a, b in zip(ss.output_paths(out, p, 'remainder'),
+                        ss.output_paths(again, p, 'remainder')):
             assert a.read_text() == b.read_text()
     coco = ss.load_coco(ann)
     seeds = {tuple(np.flatnonzero(ss.split_semi(coco, [50], s)[50]))
@@ -96,13 +249,14 @@ def test_deterministic_and_seed_dependent(split, tmp_path):
 
 def test_refuses_overwrite(split, capsys):
     ann, out = split
-    before = ss.output_paths(out, 25)[0].read_text()
-    assert ss.main([str(ann), '--out-dir', str(out), '--seed', '4']) == 1
+    before = ss.output_paths(out, 25, 'remainder')[0].read_text()
+    assert ss.main([str(ann), '--out-dir', str(out), '--seed', '4',
+                    '--protocol', 'remainder']) == 1
     assert '--force-overwrite' in capsys.readouterr().err
-    assert ss.output_paths(out, 25)[0].read_text() == before
+    assert ss.output_paths(out, 25, 'remainder')[0].read_text() == before
     assert ss.main([str(ann), '--out-dir', str(out), '--seed', '3',
-                    '--force-overwrite']) == 0
-    assert ss.output_paths(out, 25)[0].read_text() == before
+                    '--protocol', 'remainder', '--force-overwrite']) == 0
+    assert ss.output_paths(out, 25, 'remainder')[0].read_text() == before
     printed = capsys.readouterr().out
     assert '25%  labeled' in printed and 'unlabeled' in printed
 
@@ -134,7 +288,7 @@ def test_mmdet_coco_dataset_loads_outputs(split, tiny_mosaic):
     _, out = split
     src = json.loads((tiny_mosaic / 'annotations' / 'train.json').read_text())
     classes = tuple(c['name'] for c in src['categories'])
-    lab_path, unl_path = ss.output_paths(out, 25)
+    lab_path, unl_path = ss.output_paths(out, 25, 'remainder')
     common = dict(data_root=str(tiny_mosaic), metainfo=dict(classes=classes),
                   data_prefix=dict(img='images/train/'), pipeline=[])
     labeled = CocoDataset(ann_file=str(lab_path),
@@ -162,7 +316,7 @@ def test_mmdet_semi_base_config_pipelines(split, tiny_mosaic):
     _, out = split
     src = json.loads((tiny_mosaic / 'annotations' / 'train.json').read_text())
     classes = tuple(c['name'] for c in src['categories'])
-    lab_path, unl_path = ss.output_paths(out, 25)
+    lab_path, unl_path = ss.output_paths(out, 25, 'remainder')
     items = {}
     for key, ann in (('labeled_dataset', lab_path),
                      ('unlabeled_dataset', unl_path)):

@@ -1,0 +1,5 @@
+# Table 2 ablation "Ours (w/o prototype alignment)" of Chai et al.
+# (Sec. 3.4): all labeled and unlabeled data, proxy alignment only (no
+# prototypes, no memory bank).
+_base_ = ['./dual-align_faster-rcnn_r101_fpn_sgd-120k_semi-100_cervical-mosaic-bethesda-512.py']
+model = dict(with_proxy=True, with_prototype=False)
