@@ -26,7 +26,7 @@ def _cfg(**kw):
         cross_attention=dict(type='ROICrossAttention', d_k=12),
         num_classes=3,
         class_names=NAMES,
-        cell_branches=dict(ratio=0.25, rule='bethesda', loss_weight=0.25))
+        cell_branches=dict(ratio=0.25, rule='shi', loss_weight=0.25))
     cfg.update(kw)
     return cfg
 
@@ -66,12 +66,23 @@ def test_loss_keys_and_composition():
     assert torch.allclose(losses['loss_roi'],
                           F.cross_entropy(out['logits'], labels))
     targets = cell_pseudo_targets(out['attention'], out['mask'], labels, 3,
-                                  ratio=0.25, rule='bethesda',
+                                  ratio=0.25, rule='shi',
                                   class_names=NAMES)
     ref = cell_branch_loss(out['cell_logits'], targets)
     assert torch.allclose(losses['loss_cell'], 0.25 * ref)
+    # by hand: L_cell = (L_NILM + L_LSIL + L_HSIL) / 3, each the mean
+    # two-way cross-entropy over the cells its branch uses
+    per_branch = []
+    for c in range(3):
+        used = targets[..., c] >= 0
+        per_branch.append(F.cross_entropy(out['cell_logits'][..., c, :][used],
+                                          targets[..., c][used]))
+    assert torch.allclose(losses['loss_cell'],
+                          0.25 * sum(per_branch) / 3, atol=1e-6)
+    # rule 1: all 3 cells of the NILM ROI are NILM positives
+    assert targets[0, :3, 0].tolist() == [1, 1, 1]
     # the weight scales loss_cell only
-    model1 = _build(_cfg(cell_branches=dict(ratio=0.25, rule='bethesda',
+    model1 = _build(_cfg(cell_branches=dict(ratio=0.25, rule='shi',
                                             loss_weight=1.0)))
     model1.load_state_dict(model.state_dict())
     losses1 = model1(**data, mode='loss')
