@@ -26,6 +26,7 @@ def test_paper_config_hyper_parameters():
                                 prefix='backbone.')
     # Sec. 2.2 / 2.4: h_ROI 1024-d, d_k = d_v = 1024, Eq. 7 without biases
     assert m.global_branch.hidden_size * 2 == 1024
+    assert m.global_branch.peephole  # Eq. 1
     assert m.cross_attention.d_k == 1024 and not m.cross_attention.qkv_bias
     # Sec. 2.4 rules 1-3, N = 10 %, L_cell / 3; Sec. 3: lambda 0.25
     assert m.cell_branches == dict(ratio=0.1, rule='shi', loss_weight=0.25,

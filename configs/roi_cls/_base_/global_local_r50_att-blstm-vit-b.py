@@ -1,8 +1,8 @@
 # The global-local attention network of Shi et al. (ISBI 2022) at the
 # paper's size (section numbers of the paper; README table "paper says /
 # cervdet does / where"): ResNet-50 cell features of 224 px cells (2048-d
-# pooled, 2048x7x7 stage-4 maps, Sec. 2.2-2.3, 3), Att-BLSTM (2 x 512 ->
-# h_ROI 1024-d, Sec. 2.2, 2.4), the hybrid ViT-B on each cell's map (1x1
+# pooled, 2048x7x7 stage-4 maps, Sec. 2.2-2.3, 3), Att-BLSTM with the
+# peephole LSTM of Eq. 1 (2 x 512 -> h_ROI 1024-d, Sec. 2.2, 2.4), the hybrid ViT-B on each cell's map (1x1
 # patches, class token, D = 768, 12 layers / 12 heads = ViT-B, pre-trained
 # on ImageNet-21k, Sec. 2.3), cross attention d_k = d_v = 1024 without
 # biases (Eq. 7), C = 3 binary cell branches on the ViT features y_i with
@@ -35,7 +35,8 @@ model = dict(
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         to_rgb=True),
-    global_branch=dict(type='AttBLSTM', in_channels=2048, hidden_size=512),
+    global_branch=dict(
+        type='AttBLSTM', in_channels=2048, hidden_size=512, peephole=True),
     local_branch=dict(
         type='CellViT', in_channels=2048, embed_dims=768, depth=12,
         num_heads=12, map_size=7,
