@@ -193,8 +193,9 @@ class AttBLSTM(nn.Module):
         self.peephole = bool(peephole)
         if self.peephole:
             if num_layers != 1:
-                raise ValueError('AttBLSTM(peephole=True) has one layer (the '
-                                 f'paper\'s Eq. 1); got num_layers={num_layers}')
+                raise ValueError(
+                    'AttBLSTM(peephole=True) has one layer (the paper\'s '
+                    f'Eq. 1); got num_layers={num_layers}')
             from .peephole_lstm import PeepholeBiLSTM
             self.lstm = PeepholeBiLSTM(rnn_in, self.hidden_size)
         else:

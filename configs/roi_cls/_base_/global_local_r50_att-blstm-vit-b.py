@@ -2,9 +2,9 @@
 # paper's size (section numbers of the paper; README table "paper says /
 # cervdet does / where"): ResNet-50 cell features of 224 px cells (2048-d
 # pooled, 2048x7x7 stage-4 maps, Sec. 2.2-2.3, 3), Att-BLSTM with the
-# peephole LSTM of Eq. 1 (2 x 512 -> h_ROI 1024-d, Sec. 2.2, 2.4), the hybrid ViT-B on each cell's map (1x1
-# patches, class token, D = 768, 12 layers / 12 heads = ViT-B, pre-trained
-# on ImageNet-21k, Sec. 2.3), cross attention d_k = d_v = 1024 without
+# peephole LSTM of Eq. 1 (2 x 512 -> h_ROI 1024-d, Sec. 2.2, 2.4), the
+# hybrid ViT-B on each cell's map (1x1 patches, class token, D = 768,
+# 12 layers / 12 heads = ViT-B, pre-trained on ImageNet-21k, Sec. 2.3), cross attention d_k = d_v = 1024 without
 # biases (Eq. 7), C = 3 binary cell branches on the ViT features y_i with
 # the sample rules 1-3 of Sec. 2.4 (N = 10 % of the cells, rule='shi'),
 # L_cell = (L_NILM + L_LSIL + L_HSIL) / 3, lambda = 0.25 (Sec. 3).
