@@ -33,7 +33,13 @@ Output layout (read by ``cervdet.datasets.ROIBagDataset``)::
 
     OUT/images/{train,val,test}/<fieldstem>[_x<x0>_y<y0>].jpg
     OUT/annotations/{train,val,test}.json   # COCO + roi_classes/roi_label
+    OUT/annotations/cells_{train,val,test}.json  # one class 'cell'
     OUT/meta.json                           # arguments, fields per split
+
+``cells_<split>.json`` holds the same boxes under one category ``cell``:
+the training data of a class-agnostic cell detector (the paper's YOLOv4
+"only provides the location of cells", Sec. 1), e.g.
+``configs/roi_cls/cell_detector/yolox_s_8xb8-300e_cric-roi-fields-cells.py``.
 
 Example::
 
@@ -221,6 +227,14 @@ def cut_rois(cells: Sequence[Cell], width: int, height: int, roi_size: int,
     return rois
 
 
+def class_agnostic(coco: Dict) -> Dict:
+    """The same images and boxes under the one category ``cell`` (id 1)."""
+    return dict(
+        images=coco['images'],
+        annotations=[dict(a, category_id=1) for a in coco['annotations']],
+        categories=[dict(id=1, name='cell')])
+
+
 def split_fields(stems: Sequence[str], ratios: Sequence[float],
                  seed: int) -> Dict[str, List[str]]:
     """Fields -> ``{split: [stem]}`` (disjoint, sorted stems shuffled)."""
@@ -347,6 +361,8 @@ def build_cric_field_rois(out_dir, data_root: Optional[Path] = None,
                         cric_cell_id=c['cric_cell_id']))
         ann = out_dir / 'annotations' / f'{split}.json'
         ann.write_text(json.dumps(coco))
+        (out_dir / 'annotations' / f'cells_{split}.json').write_text(
+            json.dumps(class_agnostic(coco)))
         result['annotations'][split] = ann
         rois = {r: 0 for r in ROI_CLASSES}
         for im in coco['images']:

@@ -5,13 +5,15 @@
 # Cells come from a cell detector, as in the paper (Sec. 1, 2.1, 3: YOLOv4
 # "pretrained in the cell detection task which only provides the location
 # of cells"): cell_source='detections' reads a COCO results JSON of any
-# detector run over the ROI images (det_file below, e.g. a YOLO-family or
-# RetinaNet cell detector of mmdet / cervdet:
+# detector run over the ROI images (det_file below, e.g. the class-agnostic
+# YOLOX of cell_detector/ (trained on an ROI set's cells_<split>.json of
+# tools/dataset_converters/cric_fields_to_roi_set.py) or a RetinaNet:
 #   python tools/test.py <detector config> <checkpoint> --cfg-options \
 #     test_dataloader.dataset.data_root=data/cervical-roi-1024/ \
 #     test_dataloader.dataset.ann_file=annotations/<split>.json \
 #     test_dataloader.dataset.data_prefix.img=images/<split>/ \
 #     test_evaluator.format_only=True \
+#     test_evaluator.ann_file=data/cervical-roi-1024/annotations/<split>.json \
 #     test_evaluator.outfile_prefix=data/cervical-roi-1024/detections/<split>
 # ). YOLOv4 itself is not in mmdet 3.3. The annotated cell boxes are the
 # option cell_source='annotations' (det_file=None).

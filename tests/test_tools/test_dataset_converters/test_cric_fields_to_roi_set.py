@@ -70,6 +70,12 @@ def test_real_fields_build_and_dataset_reads(shared_data, tmp_path):
     assert len(ds) == len(coco['images'])
     info = ds[0]
     assert info['num_cells'] >= 1 and (info['cell_labels'] >= 0).all()
+    # the class-agnostic file of the cell detector: same boxes, one class
+    cells = json.loads((out / 'annotations' / 'cells_train.json').read_text())
+    assert cells['categories'] == [dict(id=1, name='cell')]
+    assert [a['bbox'] for a in cells['annotations']] == \
+        [a['bbox'] for a in coco['annotations']]
+    assert {a['category_id'] for a in cells['annotations']} == {1}
     # nothing a user saved is overwritten
     with pytest.raises(FileExistsError, match='--force-overwrite'):
         cf.build_cric_field_rois(out, data_root=shared_data, limit=2,
