@@ -96,7 +96,7 @@ def model_cfg(size: str, pixels: bool) -> dict:
         local_branch=copy.deepcopy(s['local_branch']),
         cross_attention=copy.deepcopy(s['cross_attention']),
         num_classes=3, class_names=ROI_CLASSES,
-        cell_branches=dict(ratio=0.1, rule='bethesda', loss_weight=0.25))
+        cell_branches=dict(ratio=0.1, rule='shi', loss_weight=0.25))
     if pixels:
         cfg['cell_encoder'] = copy.deepcopy(s['encoder'])
         cfg['freeze_cell_encoder'] = True

@@ -119,6 +119,8 @@ class ROIBagDataset(BaseDataset):
             the ROIs (``[{"image_id", "bbox", "score", "category_id"}]``),
             for ``cell_source='detections'``.
         det_score_thr (float): Detections below this score are dropped.
+            Detected boxes are clipped to the ROI (boxes entirely outside
+            are dropped); annotated boxes outside it are an error.
         feature_cache (str, optional): Folder of the cached cell features
             (``tools/roi_cls/extract_cell_features.py``); relative paths are
             joined with ``data_root``.
@@ -253,7 +255,9 @@ class ROIBagDataset(BaseDataset):
             xyxy, outside, empty = xywh_to_xyxy_checked(boxes, w, h)
             what = ('annotation id' if self.cell_source == 'annotations'
                     else f'detection (index in {self.det_file})')
-            if outside.any():
+            # a detector's boxes may stick out of the image (YOLOX does not
+            # clip): clip them; an annotated box outside is a file error
+            if outside.any() and self.cell_source == 'annotations':
                 bad = int(np.flatnonzero(outside)[0])
                 raise ValueError(
                     f'{where}: box of {what} {ids[bad]} {list(boxes[bad])} '

@@ -44,7 +44,7 @@ model = dict(
                       depth=1, num_heads=2, map_size=1),
     cross_attention=dict(type='ROICrossAttention', d_k=16),
     num_classes=3, class_names={names!r},
-    cell_branches=dict(ratio=0.25, rule='bethesda', loss_weight=0.25))
+    cell_branches=dict(ratio=0.25, rule='shi', loss_weight=0.25))
 '''
 
 DET_CONFIG = '''

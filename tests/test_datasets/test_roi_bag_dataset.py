@@ -154,6 +154,22 @@ def test_detections_source_with_threshold(tmp_path):
         _build(tmp_path, cell_source='detections')
 
 
+def test_detections_outside_the_roi_are_clipped(tmp_path):
+    """A detector's boxes may stick out of the 64x48 ROI (YOLOX does not
+    clip): clipped, and dropped when entirely outside."""
+    _write_set(tmp_path)
+    dets = [dict(image_id=1, bbox=[60, 40, 10, 10], score=0.9),
+            dict(image_id=1, bbox=[70, 50, 5, 5], score=0.9),
+            dict(image_id=2, bbox=[1, 2, 3, 4], score=0.5),
+            dict(image_id=3, bbox=[-4, 2, 8, 4], score=0.5)]
+    (tmp_path / 'dets.json').write_text(json.dumps(dets))
+    ds = _build(tmp_path, cell_source='detections', det_file='dets.json')
+    np.testing.assert_allclose(ds.get_data_info(0)['cell_bboxes'],
+                               [[60, 40, 64, 48]])
+    np.testing.assert_allclose(ds.get_data_info(2)['cell_bboxes'],
+                               [[0, 2, 4, 6]])
+
+
 def test_xywh_to_xyxy_checked():
     xyxy, outside, empty = xywh_to_xyxy_checked(
         np.array([[0, 0, 4, 4], [-0.5, 2, 3, 3], [-3, 0, 2, 2], [9, 9, 1, 0]]),

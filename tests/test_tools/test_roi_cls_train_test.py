@@ -31,6 +31,7 @@ EXPECTED = {
     'att-mil': ('GatedAttentionMIL', False, False, True),
     'lstm': ('RNNAggregator', False, False, False),
     'gru': ('RNNAggregator', False, False, False),
+    'rnn': ('RNNAggregator', False, False, False),
 }
 
 
@@ -53,6 +54,10 @@ def test_roi_configs_build(path):
     assert cfg.cell_size in (64, 224) and cfg.cell_encoder.type == 'ResNet'
     if 'gru' in path.stem:
         assert model.global_branch.rnn.__class__.__name__ == 'GRU'
+    if path.stem.startswith('rnn'):
+        assert model.global_branch.rnn.__class__.__name__ == 'RNN'
+    if type(model.global_branch).__name__ == 'AttBLSTM':
+        assert model.global_branch.peephole  # Eq. 1
     if 'cpu' in path.stem:
         assert cfg.optim_wrapper.optimizer.type == 'AdamW'
         assert 'momentum' not in cfg.optim_wrapper.optimizer

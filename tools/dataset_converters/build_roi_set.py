@@ -64,7 +64,8 @@ cells, ``f`` uniform in ``--abnormal-fraction`` (1-30 % by default), like real
 ROIs where abnormal cells are a minority. An HSIL ROI may also hold low-grade
 cells (``--low-grade-in-hsil``). Crops of every class are split into
 train/val/test *before* composing (no crop in two splits; ``meta.json`` lists
-them).
+them); CRIC crops are split per source field (``<fieldstem>_<cellid>``:
+all cells of a field in one split).
 
 Output layout::
 
@@ -442,15 +443,39 @@ def list_crops(crop_root: Path, source: str = 'cric'
     return crops
 
 
+def field_of(path: Path) -> str:
+    """Source field of a CRIC crop ``<fieldstem>_<cellid>.png``."""
+    return Path(path).stem.rsplit('_', 1)[0]
+
+
 def split_crops(crops: Dict[str, List[Path]], ratios: Sequence[float],
-                seed: int) -> Dict[str, Dict[str, List[Path]]]:
+                seed: int, by_field: bool = False
+                ) -> Dict[str, Dict[str, List[Path]]]:
     """Split every folder's crops into disjoint train/val/test parts.
+
+    Args:
+        crops (dict): ``{folder: [Path]}``.
+        ratios (Sequence[float]): train / val / test shares.
+        seed (int): Seed.
+        by_field (bool): Split the source fields (:func:`field_of`) of all
+            folders together, so all cells of a field go to one split (the
+            CRIC crops, named ``<fieldstem>_<cellid>``); else each folder's
+            crops on their own.
 
     Returns:
         dict: ``{split: {folder: [Path]}}``.
     """
     rng = np.random.default_rng([seed, 31337])
     pools: Dict[str, Dict[str, List[Path]]] = {s: {} for s in SPLITS}
+    if by_field:
+        fields = sorted({field_of(p) for ps in crops.values() for p in ps})
+        split_of = {f: s for s, part in zip(
+            SPLITS, bm.split_items(fields, ratios, rng)) for f in part}
+        for cls, paths in crops.items():
+            for s in SPLITS:
+                pools[s][cls] = [p for p in paths
+                                 if split_of[field_of(p)] == s]
+        return pools
     for cls, paths in crops.items():
         for s, part in zip(SPLITS, bm.split_items(paths, ratios, rng)):
             pools[s][cls] = part
@@ -699,7 +724,8 @@ def build_roi_set(out_dir, crop_root=None,
     crops_per_folder = list_crops(crop_root, cfg.source)
     bank = bm.load_background_bank(field_path)
     _prepare_out_dir(out_dir, force_overwrite)
-    folder_pools = split_crops(crops_per_folder, cfg.split_ratios, cfg.seed)
+    folder_pools = split_crops(crops_per_folder, cfg.split_ratios, cfg.seed,
+                               by_field=cfg.source == 'cric')
     pools = {s: pool_by_cell_class(folder_pools[s], spec.folder_to_cell_class)
              for s in SPLITS}
     crops = (TrimmedCropCache if spec.trim_borders else bm.CropCache)(

@@ -20,10 +20,11 @@ An ROI (1024-2048 px) is a bag of cells with an ROI-level label only:
    every cell's feature. The paper puts them on the local features; we use
    ``y_i`` when the local branch exists, else the cell's pooled feature. The
    detached CA scores (the global attention without cross attention) pick
-   pseudo positives / negatives (:func:`cell_pseudo_targets`); ``loss_cell``
-   is the mean of the class-specific cross-entropies
-   (:func:`cell_branch_loss`), weighted by ``loss_weight`` (0.25):
-   ``L = L_ROI + 0.25 L_cell``.
+   pseudo positives / negatives (:func:`cell_pseudo_targets`, the paper's
+   sample rules 1-3 of Sec. 2.4 with ``rule='shi'``); ``loss_cell`` is
+   ``(L_NILM + L_LSIL + L_HSIL) / 3`` of the class-specific
+   cross-entropies (:func:`cell_branch_loss`), weighted by ``loss_weight``
+   (lambda = 0.25, Sec. 3): ``L = L_ROI + 0.25 L_cell``.
 
 ``predict`` gives, per ROI, ``pred_score`` (softmax) / ``pred_label`` and
 the fields ``cell_attention`` Tensor[N] (CA scores, else the global
@@ -43,7 +44,7 @@ Usage (a cached-feature config, CPU-sized)::
                           depth=2),
         cross_attention=dict(type='ROICrossAttention', d_k=1024),
         num_classes=3, class_names=['NILM', 'LSIL', 'HSIL'],
-        cell_branches=dict(ratio=0.1, rule='bethesda', loss_weight=0.25))
+        cell_branches=dict(ratio=0.1, rule='shi', loss_weight=0.25))
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -55,7 +56,7 @@ from torch import Tensor
 
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
-from ..layers.cell_pseudo_labels import (bethesda_normal_index,
+from ..layers.cell_pseudo_labels import (bethesda_severity,
                                          cell_branch_loss,
                                          cell_pseudo_targets)
 
@@ -106,9 +107,12 @@ class GlobalLocalROIClassifier(BaseModel):
             needs ``local_branch``. ``query_channels`` / ``key_channels``
             default to the branches' widths.
         class_names (Sequence[str], optional): ROI class names (needed by
-            ``rule='bethesda'``).
-        cell_branches (dict, optional): ``dict(ratio=0.1, rule='bethesda',
-            loss_weight=0.25)``; None disables the cell branches.
+            ``rule='shi'`` / ``'bethesda_onehot'``).
+        cell_branches (dict, optional): ``dict(ratio=0.1, rule='shi',
+            loss_weight=0.25, branch_average='all')`` (the paper's Sec. 2.4
+            and 3: N = 10 % of the cells, sample rules 1-3, ``L_cell =
+            (L_NILM + L_LSIL + L_HSIL) / 3``, lambda 0.25); None disables
+            the cell branches.
         loss_roi (dict): ROI loss config (mmpretrain ``CrossEntropyLoss``).
         encoder_chunk (int): Cells per encoder forward in pixel mode (bounds
             memory). Defaults to 256.
@@ -187,19 +191,21 @@ class GlobalLocalROIClassifier(BaseModel):
         self.cell_cfg = None
         self.cell_head = None
         if cell_branches is not None:
-            cfg = dict(ratio=0.1, rule='bethesda', loss_weight=0.25)
+            cfg = dict(ratio=0.1, rule='shi', loss_weight=0.25,
+                       branch_average='all')
             cfg.update(cell_branches)
-            unknown = set(cfg) - {'ratio', 'rule', 'loss_weight'}
+            unknown = set(cfg) - {'ratio', 'rule', 'loss_weight',
+                                  'branch_average'}
             if unknown:
                 raise ValueError(f'unknown cell_branches keys {unknown}; use '
-                                 'ratio, rule, loss_weight')
-            if cfg['rule'] == 'bethesda':
+                                 'ratio, rule, loss_weight, branch_average')
+            if cfg['rule'] in ('shi', 'bethesda_onehot'):
                 if self.class_names is None:
                     raise ValueError(
-                        "cell_branches rule='bethesda' needs class_names "
-                        "(['NILM', 'LSIL', 'HSIL']); set class_names or use "
-                        "rule='clam'")
-                bethesda_normal_index(self.class_names)
+                        f"cell_branches rule={cfg['rule']!r} needs "
+                        "class_names (['NILM', 'LSIL', 'HSIL']); set "
+                        "class_names or use rule='clam'")
+                bethesda_severity(self.class_names, cfg['rule'])
             if self.cross_attention is None and \
                     not getattr(self.global_branch, 'has_attention', True):
                 raise ValueError(
@@ -362,7 +368,8 @@ class GlobalLocalROIClassifier(BaseModel):
                 rule=self.cell_cfg['rule'],
                 class_names=self.class_names)
             losses['loss_cell'] = self.cell_cfg['loss_weight'] * \
-                cell_branch_loss(out['cell_logits'], targets)
+                cell_branch_loss(out['cell_logits'], targets,
+                                 self.cell_cfg['branch_average'])
         return losses
 
     @torch.no_grad()

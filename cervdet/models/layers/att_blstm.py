@@ -166,6 +166,10 @@ class AttBLSTM(nn.Module):
         num_layers (int): Stacked LSTM layers. Defaults to 1.
         dropout (float): Dropout after the projection and between stacked
             LSTM layers. Defaults to 0.
+        peephole (bool): The LSTM of the paper's Eq. (1), with peephole
+            connections (:class:`PeepholeBiLSTM`, one layer, a loop over
+            the cells); False: ``torch.nn.LSTM`` (cuDNN, no peepholes).
+            Defaults to False; the paper configs set True.
 
     Attributes:
         out_channels (int): ``2 * hidden_size``.
@@ -179,19 +183,29 @@ class AttBLSTM(nn.Module):
                  hidden_size: int = 512,
                  proj_channels: Optional[int] = None,
                  num_layers: int = 1,
-                 dropout: float = 0.) -> None:
+                 dropout: float = 0.,
+                 peephole: bool = False) -> None:
         super().__init__()
         self.in_channels = int(in_channels)
         self.hidden_size = int(hidden_size)
         self.proj, rnn_in = make_input_proj(self.in_channels, proj_channels,
                                             dropout)
-        self.lstm = nn.LSTM(
-            rnn_in,
-            self.hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            bidirectional=True,
-            dropout=dropout if num_layers > 1 else 0.)
+        self.peephole = bool(peephole)
+        if self.peephole:
+            if num_layers != 1:
+                raise ValueError(
+                    'AttBLSTM(peephole=True) has one layer (the paper\'s '
+                    f'Eq. 1); got num_layers={num_layers}')
+            from .peephole_lstm import PeepholeBiLSTM
+            self.lstm = PeepholeBiLSTM(rnn_in, self.hidden_size)
+        else:
+            self.lstm = nn.LSTM(
+                rnn_in,
+                self.hidden_size,
+                num_layers=num_layers,
+                batch_first=True,
+                bidirectional=True,
+                dropout=dropout if num_layers > 1 else 0.)
         self.out_channels = 2 * self.hidden_size
         # attention vector w (Zhou et al. 2016, Eq. 10)
         self.w = nn.Parameter(
@@ -214,7 +228,10 @@ class AttBLSTM(nn.Module):
         check_bag_inputs(feats, mask)
         mask = mask.bool()
         x = self.proj(feats)
-        H, _ = run_packed_rnn(self.lstm, x, mask)  # [B, N, 2h]
+        if self.peephole:
+            H = self.lstm(x, mask)  # Eq. (1) with peepholes, [B, N, 2h]
+        else:
+            H, _ = run_packed_rnn(self.lstm, x, mask)  # [B, N, 2h]
         M = torch.tanh(H)  # Zhou et al. 2016, Eq. (9)
         attention = masked_softmax(M @ self.w, mask)  # Eq. (10)
         r = torch.einsum('bn,bnd->bd', attention, H)  # Eq. (11): H a^T
@@ -223,7 +240,7 @@ class AttBLSTM(nn.Module):
 
     def extra_repr(self) -> str:
         return (f'in_channels={self.in_channels}, '
-                f'hidden_size={self.hidden_size}')
+                f'hidden_size={self.hidden_size}, peephole={self.peephole}')
 
 
 __all__ = [

@@ -16,28 +16,29 @@ Targets are a dense ``Tensor[B, N, C]`` with ``1`` (positive for branch c),
 
 Rules (``rule``):
 
+* ``'shi'`` (default of the model; Shi et al., Sec. 2.4, sample rules 1-3;
+  classes exactly NILM, LSIL, HSIL in any order, severity NILM < LSIL <
+  HSIL), ROI of class ``r``:
+
+  1. NILM ROI: **every** valid cell is a positive of the NILM branch (no
+     selection, no negatives; the LSIL / HSIL branches get nothing);
+  2. LSIL ROI: the ``N`` top cells are positives and the ``N`` least
+     attended cells negatives of the LSIL branch; the ``N`` top cells are
+     also negatives of the NILM branch (HSIL branch: nothing);
+  3. HSIL ROI: the ``N`` top cells are positives and the ``N`` least
+     attended cells negatives of the HSIL branch; the ``N`` top cells are
+     also negatives of the NILM and the LSIL branches.
+
+  ``N = n_c x 10 %`` (``ratio``); the paper does not say how ``N`` is
+  rounded: we take the nearest integer, at least 1 (see above).
+* ``'bethesda_onehot'`` (an option, not the paper): our earlier reading,
+  written before the paper's text was at hand: top cells of an ROI of class
+  ``r`` are class ``r``, least attended cells of any ROI are NILM, every
+  selected cell one-hot over the branches (a NILM ROI uses only its top /
+  least cells, an abnormal ROI's least cells are NILM positives).
 * ``'clam'`` (CLAM, any class list), ROI of class ``r``: branch ``r`` (in
   class): top -> 1, least -> 0; every branch ``k != r`` (out of class): top
   -> 0 (least unused).
-* ``'bethesda'`` (classes exactly NILM, LSIL, HSIL in any order; ordinal
-  NILM < LSIL < HSIL). We could not read the paper's own sample rules; this
-  is **our reading** of them, from the Bethesda logic that an ROI's label is
-  its worst cell and that abnormal ROIs still hold normal cells:
-
-  - the top cells of an ROI of class ``r`` are cells of class ``r`` (for a
-    NILM ROI: normal cells);
-  - the least attended cells of any ROI are normal (NILM) cells (a NILM ROI
-    contains only normal cells; in an LSIL / HSIL ROI the least attended
-    cells are the background of normal cells);
-
-  and every selected cell is a positive of the branch of its pseudo class
-  and a negative of all the other branches (one-hot). Hence: a NILM ROI's
-  selected cells are positives of NILM and negatives of LSIL and HSIL; an
-  LSIL ROI's top cells are LSIL positives and NILM / HSIL negatives, its
-  least cells NILM positives and LSIL / HSIL negatives; an HSIL ROI's top
-  cells are HSIL positives and NILM / LSIL negatives, its least cells NILM
-  positives and LSIL / HSIL negatives. In particular no cell of an ROI is
-  ever a positive of a class more severe than the ROI's label.
 
 Usage::
 
@@ -46,18 +47,42 @@ Usage::
     >>> scores = torch.tensor([[.1, .5, .2, .2]])
     >>> mask = torch.ones(1, 4).bool()
     >>> t = cell_pseudo_targets(scores, mask, torch.tensor([1]), 3,
-    ...                         ratio=0.25, rule='bethesda',
+    ...                         ratio=0.25, rule='shi',
     ...                         class_names=['NILM', 'LSIL', 'HSIL'])
-    >>> t[0, 1].tolist(), t[0, 0].tolist()   # [0, 1, 0], [1, 0, 0]
+    >>> t[0, 1].tolist(), t[0, 0].tolist()   # [0, 1, -1], [-1, 0, -1]
 """
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-RULES = ('bethesda', 'clam')
+RULES = ('shi', 'bethesda_onehot', 'clam')
+#: Rule names of earlier cervdet versions -> what to write now.
+RENAMED_RULES = {'bethesda': 'bethesda_onehot'}
 BETHESDA_ORDER = ('NILM', 'LSIL', 'HSIL')
+
+
+def bethesda_severity(class_names: Optional[Sequence[str]],
+                      rule: str = 'shi') -> List[int]:
+    """Severity (NILM 0, LSIL 1, HSIL 2) of every class; checks the list.
+
+    Args:
+        class_names (Sequence[str]): ROI class names; must be exactly NILM,
+            LSIL and HSIL in some order (case-insensitive).
+        rule (str): Rule name for the error message.
+
+    Returns:
+        list[int]: ``severity[c]`` of class index ``c``.
+    """
+    names = [str(n).upper() for n in (class_names or ())]
+    if sorted(names) != sorted(BETHESDA_ORDER):
+        raise ValueError(
+            f"rule={rule!r} needs the ROI classes to be exactly NILM, LSIL "
+            f'and HSIL (in any order); got class_names={class_names!r}. Set '
+            "class_names to these three classes or use rule='clam' for any "
+            'other class list')
+    return [BETHESDA_ORDER.index(n) for n in names]
 
 
 def bethesda_normal_index(class_names: Optional[Sequence[str]]) -> int:
@@ -132,19 +157,28 @@ def cell_pseudo_targets(scores: Tensor,
     """Binary targets of the ``C`` cell branches (see the module docstring).
 
     Args:
-        scores (Tensor[B, N]): Attention scores of the cells (CA scores).
+        scores (Tensor[B, N]): Attention scores of the cells (CA scores,
+            Eq. 9).
         mask (Tensor[B, N]): bool, ``True`` for valid cells.
         roi_labels (Tensor[B]): ROI class indices in ``[0, C)``.
         num_classes (int): Number of classes ``C``.
-        ratio (float): Selection ratio. Defaults to 0.1.
-        rule (str): ``'clam'`` or ``'bethesda'``. Defaults to ``'clam'``.
+        ratio (float): Selection ratio (``N = n_c x ratio``). Defaults to
+            0.1.
+        rule (str): ``'shi'`` (the paper's rules 1-3),
+            ``'bethesda_onehot'`` or ``'clam'``. Defaults to ``'clam'``
+            (the only rule for any class list).
         class_names (Sequence[str], optional): ROI class names (needed by
-            ``'bethesda'``).
+            ``'shi'`` and ``'bethesda_onehot'``).
 
     Returns:
         Tensor[B, N, C]: long targets in ``{1, 0, -1}`` (-1 = unused; always
-        -1 on padding and unselected cells).
+        -1 on padding).
     """
+    if rule in RENAMED_RULES:
+        raise ValueError(
+            f'rule {rule!r} is now called {RENAMED_RULES[rule]!r} (our '
+            "earlier reading); the paper's sample rules 1-3 (Sec. 2.4) are "
+            "rule='shi'")
     if rule not in RULES:
         raise ValueError(f'rule must be one of {RULES}; got {rule!r}')
     roi_labels = roi_labels.long().view(-1)
@@ -156,6 +190,9 @@ def cell_pseudo_targets(scores: Tensor,
                                or int(roi_labels.max()) >= num_classes):
         raise ValueError(f'roi_labels must be in [0, {num_classes}); got '
                          f'{roi_labels.tolist()}')
+    if rule != 'clam' and len(class_names or ()) != num_classes:
+        raise ValueError(f'class_names ({class_names!r}) must list the '
+                         f'{num_classes} classes')
     top, least = select_top_least(scores, mask, ratio)
     top, least = top[..., None], least[..., None]  # [B, N, 1]
     in_class = F.one_hot(roi_labels, num_classes).bool()[:, None]  # [B,1,C]
@@ -166,33 +203,55 @@ def cell_pseudo_targets(scores: Tensor,
         targets[(top & ~in_class).expand_as(targets)] = 0
         targets[(least & in_class).expand_as(targets)] = 0
         return targets
-    if len(class_names or ()) != num_classes:
-        raise ValueError(f'class_names ({class_names!r}) must list the '
-                         f'{num_classes} classes')
+    if rule == 'shi':
+        severity = scores.new_tensor(
+            bethesda_severity(class_names, rule), dtype=torch.long)  # [C]
+        roi_sev = severity[roi_labels]  # [B]
+        nilm_roi = (roi_sev == 0)[:, None, None]  # [B, 1, 1]
+        is_nilm = (severity == 0)[None, None]  # [1, 1, C]
+        lower = (severity[None] < roi_sev[:, None])[:, None]  # [B, 1, C]
+        valid = mask.bool()[..., None]  # [B, N, 1]
+        # rule 1: every cell of a NILM ROI is a NILM positive
+        pos = valid & nilm_roi & is_nilm
+        # rules 2-3: top -> positive of the ROI's branch and negative of
+        # the lower grades' branches, least -> negative of the ROI's branch
+        pos = pos | (top & ~nilm_roi & in_class)
+        neg = ~nilm_roi & ((top & lower) | (least & in_class))
+        targets[neg] = 0
+        targets[pos] = 1
+        return targets
     normal = bethesda_normal_index(class_names)
     is_normal = torch.zeros(num_classes, dtype=torch.bool,
                             device=scores.device)
     is_normal[normal] = True
-    # pseudo class: top -> ROI class, least -> NILM (our reading); one-hot
+    # 'bethesda_onehot': top -> ROI class, least -> NILM; one-hot
     sel = (top | least).expand_as(targets)
     pseudo = torch.where(top, in_class, is_normal[None, None])  # [B, N, C]
     targets[sel] = pseudo[sel].long()
     return targets
 
 
-def cell_branch_loss(logits: Tensor, targets: Tensor) -> Tensor:
-    """``L_cell``: mean over the class branches of their binary
-    cross-entropy over the cells they use.
+BRANCH_AVERAGES = ('all', 'active')
 
-    For branch ``c``: ``CE_c = mean_{(b, i): t_bic != -1} CE(logits_bic,
-    t_bic)`` over all selected cells of the batch; ``L_cell = mean_c CE_c``
-    over the branches with at least one selected cell.
+
+def cell_branch_loss(logits: Tensor, targets: Tensor,
+                     branch_average: str = 'all') -> Tensor:
+    """``L_cell``: the class-specific cross-entropies averaged over the
+    branches.
+
+    For branch ``c``: ``L_c = mean_{(b, i): t_bic != -1} CE(logits_bic,
+    t_bic)`` over the cells of the batch it uses (0 when it uses none).
+    ``branch_average='all'``: ``L_cell = (L_1 + ... + L_C) / C``, the
+    paper's ``L_cell = (L_NILM + L_LSIL + L_HSIL) / 3`` (Sec. 2.4);
+    ``'active'`` (an option): the mean over the branches with at least one
+    cell.
 
     Args:
         logits (Tensor[B, N, C, 2]): Two-way logits (negative, positive) of
             every cell in every branch.
         targets (Tensor[B, N, C]): Targets in ``{1, 0, -1}`` from
             :func:`cell_pseudo_targets`.
+        branch_average (str): ``'all'`` (paper) or ``'active'``.
 
     Returns:
         Tensor: Scalar loss (0 attached to ``logits`` when no cell is
@@ -202,6 +261,9 @@ def cell_branch_loss(logits: Tensor, targets: Tensor) -> Tensor:
         raise ValueError('logits must be Tensor[B, N, C, 2] matching '
                          f'targets Tensor[B, N, C]; got {tuple(logits.shape)} '
                          f'and {tuple(targets.shape)}')
+    if branch_average not in BRANCH_AVERAGES:
+        raise ValueError(f'branch_average must be one of {BRANCH_AVERAGES}; '
+                         f'got {branch_average!r}')
     used = targets >= 0
     ce = F.cross_entropy(
         logits.reshape(-1, 2).float(),
@@ -213,10 +275,12 @@ def cell_branch_loss(logits: Tensor, targets: Tensor) -> Tensor:
     has = count > 0
     if not bool(has.any()):
         return logits.sum() * 0.
+    if branch_average == 'all':
+        return per_branch.mean()  # (L_NILM + L_LSIL + L_HSIL) / 3
     return per_branch[has].mean()
 
 
 __all__ = [
     'select_top_least', 'cell_pseudo_targets', 'cell_branch_loss',
-    'bethesda_normal_index'
+    'bethesda_normal_index', 'bethesda_severity'
 ]

@@ -26,7 +26,7 @@ from torch import Tensor
 from mmpretrain.registry import MODELS
 from .att_blstm import check_bag_inputs, make_input_proj, run_packed_rnn
 
-CELLS = {'lstm': nn.LSTM, 'gru': nn.GRU}
+CELLS = {'lstm': nn.LSTM, 'gru': nn.GRU, 'rnn': nn.RNN}
 POOLINGS = ('last', 'mean')
 
 
@@ -35,7 +35,8 @@ class RNNAggregator(nn.Module):
     """LSTM / GRU pooling of a bag of cells, without attention.
 
     Args:
-        cell (str): ``'lstm'`` or ``'gru'``. Defaults to ``'lstm'``.
+        cell (str): ``'lstm'``, ``'gru'`` or ``'rnn'`` (Elman, tanh; the
+            paper's Table 1 RNN). Defaults to ``'lstm'``.
         in_channels (int): Cell feature width ``C``. Defaults to 2048.
         hidden_size (int): Hidden size per direction. Defaults to 512.
         bidirectional (bool): Read the sequence both ways (the output is the

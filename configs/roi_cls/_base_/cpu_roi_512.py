@@ -21,13 +21,17 @@ cpu_cell_encoder = dict(
     base_channels=32,
     out_indices=(3, ),
     init_cfg=dict(type='Pretrained', checkpoint=cpu_dino_backbone))
+# CPU sets: the annotated cell boxes (the paper's detected cells are the
+# default of the paper configs; no cell detector is trained for the CPU sets)
 cpu_data = dict(
-    data_root=cpu_data_root, feature_cache=cpu_feature_cache)
+    data_root=cpu_data_root, feature_cache=cpu_feature_cache,
+    cell_source='annotations', det_file=None)
 # the same ROI set composed from Herlev cells (build_roi_set.py --source
 # herlev, the *_herlev-roi-512.py configs), same encoder and cache name
 cpu_herlev_data_root = 'data/cervical-roi-herlev-512/'
 cpu_herlev_data = dict(
-    data_root=cpu_herlev_data_root, feature_cache=cpu_feature_cache)
+    data_root=cpu_herlev_data_root, feature_cache=cpu_feature_cache,
+    cell_source='annotations', det_file=None)
 cpu_loader = dict(batch_size=4, num_workers=0, persistent_workers=False)
 cpu_max_epochs = 20
 cpu_train_cfg = dict(

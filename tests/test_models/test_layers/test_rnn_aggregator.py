@@ -5,7 +5,7 @@ import torch
 from cervdet.models.layers import RNNAggregator
 
 
-@pytest.mark.parametrize('cell', ['lstm', 'gru'])
+@pytest.mark.parametrize('cell', ['lstm', 'gru', 'rnn'])
 @pytest.mark.parametrize('bidirectional', [False, True])
 def test_last_state_ignores_padding(cell, bidirectional):
     torch.manual_seed(0)
@@ -43,6 +43,6 @@ def test_mean_pooling_and_errors():
     out, _ = m.rnn(feats[:, :3])
     assert torch.allclose(h[0], out[0].mean(0), atol=1e-6)
     with pytest.raises(ValueError, match='cell must be'):
-        RNNAggregator(cell='rnn')
+        RNNAggregator(cell='transformer')
     with pytest.raises(ValueError, match='pooling'):
         RNNAggregator(pooling='max')

@@ -134,3 +134,18 @@ def test_bad_settings():
         brs.make_config('cpu', abnormal_fraction=(0.5, 0.2))
     with pytest.raises(ValueError, match='--preset'):
         brs.make_config('huge')
+
+
+def test_cric_crops_split_per_field(shared_data):
+    """The CRIC crops (``<fieldstem>_<cellid>``) are split per source
+    field: no field gives cells to two splits."""
+    crops = brs.list_crops(shared_data / 'cric_crops_bethesda', 'cric')
+    pools = brs.split_crops(crops, (0.7, 0.15, 0.15), seed=0, by_field=True)
+    fields = {s: {brs.field_of(p) for ps in pools[s].values() for p in ps}
+              for s in brs.SPLITS}
+    assert all(fields[s] for s in brs.SPLITS)
+    assert not (fields['train'] & fields['val'])
+    assert not (fields['train'] & fields['test'])
+    assert not (fields['val'] & fields['test'])
+    n = sum(len(ps) for ps in crops.values())
+    assert sum(len(ps) for s in brs.SPLITS for ps in pools[s].values()) == n
