@@ -170,9 +170,15 @@ def state_dict_mismatch(model_state: Dict[str, torch.Tensor],
         return None
 
     def listed(keys: Sequence[str]) -> str:
-        more = f', ... (+{len(keys) - max_keys})' if len(keys) > max_keys \
-            else ''
-        return ', '.join(keys[:max_keys]) + more
+        if len(keys) <= max_keys:
+            return ', '.join(keys)
+        groups: Dict[str, int] = {}
+        for k in keys:
+            top = k.split(' ')[0].split('.')[0]
+            groups[top] = groups.get(top, 0) + 1
+        where = ', '.join(f'{g}.* {n}' for g, n in groups.items())
+        return (f'[{where}] ' + ', '.join(keys[:max_keys]) +
+                f', ... (+{len(keys) - max_keys})')
 
     parts = []
     if missing:
