@@ -131,3 +131,17 @@ def test_non_finite_loss_stops_training(tiny_mosaic, tmp_path):
     assert 'Images of this batch: ' in err
     assert str(tiny_mosaic / 'images' / 'train') in err
     assert not list(work.glob('*.pth'))
+
+
+def test_existing_out_file_and_amp_on_cpu_refused(tiny_mosaic, tmp_path):
+    cfg = write_config(tmp_path / 'cfg.py', tiny_mosaic)
+    out = tmp_path / 'preds.pkl'
+    out.write_bytes(b'earlier predictions')
+    proc = _test(cfg, _checkpoint(tmp_path / 'c.pth'), tmp_path / 'w',
+                 '--out', out, check=False)
+    assert proc.returncode != 0
+    assert f'--out {out} exists' in proc.stderr
+    assert out.read_bytes() == b'earlier predictions'
+    proc = run_tool([sys.executable, ROOT / 'tools' / 'train.py', cfg,
+                     '--work-dir', tmp_path / 'w2', '--amp'], check=False)
+    assert proc.returncode != 0 and '--amp needs a CUDA' in proc.stderr
