@@ -63,10 +63,11 @@ class CervdetRunner(Runner):
       or identical; otherwise (a resumed run with other options, a test) it
       goes to the run's log dir. ``dump_config_in_log_dir=True`` in the
       config always puts it there (``tools/test.py``);
-    - ``strict_load=True`` in the config loads ``load_from`` strictly: a
-      checkpoint of another architecture raises
-      :class:`CheckpointMismatchError` naming missing/unexpected keys and
-      shapes (``tools/test.py`` sets it);
+    - ``test()`` and ``val()`` load ``load_from`` strictly: a checkpoint of
+      another architecture raises :class:`CheckpointMismatchError` naming
+      missing/unexpected keys and shapes (MMDetection's ``tools/test.py``
+      would test random weights). ``strict_load`` in the config overrides
+      it (``True``: also for fine-tuning in ``train()``; ``False``: never);
     - :class:`~cervdet.engine.hooks.NonFiniteLossHook` and
       :class:`~cervdet.engine.hooks.CheckImagesHook` are registered.
 
@@ -270,10 +271,30 @@ class CervdetRunner(Runner):
             self.resume(self._load_from)
             self._has_loaded = True
             return None
-        if self._load_from is not None and self.cfg.get('strict_load',
-                                                        False):
+        strict = self.cfg.get('strict_load', None)
+        if strict is None:  # default: strict for test() / val() only
+            strict = getattr(self, '_evaluating', False)
+        if self._load_from is not None and strict:
             self.check_checkpoint_fits(self._load_from)
         return super().load_or_resume()
+
+    def test(self) -> dict:
+        """As the parent; ``load_from`` is loaded strictly unless the config
+        sets ``strict_load=False``."""
+        self._evaluating = True
+        try:
+            return super().test()
+        finally:
+            self._evaluating = False
+
+    def val(self) -> dict:
+        """As the parent; ``load_from`` is loaded strictly unless the config
+        sets ``strict_load=False``."""
+        self._evaluating = True
+        try:
+            return super().val()
+        finally:
+            self._evaluating = False
 
     def check_checkpoint_fits(self, filename: str) -> None:
         """Raise :class:`CheckpointMismatchError` unless ``filename`` fits
