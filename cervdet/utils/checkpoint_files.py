@@ -143,11 +143,54 @@ def _shape(v) -> Optional[Tuple[int, ...]]:
     return tuple(v.shape) if hasattr(v, 'shape') else None
 
 
+def format_mismatch(missing: Sequence[str], unexpected: Sequence[str],
+                    shapes: Sequence[Tuple[str, tuple, tuple]],
+                    max_keys: int = 8) -> Optional[str]:
+    """One message for the keys and shapes that keep a checkpoint from
+    loading (None when all lists are empty).
+
+    Args:
+        missing (list[str]): Keys of the model absent from the checkpoint.
+        unexpected (list[str]): Keys of the checkpoint the model lacks.
+        shapes (list[tuple]): ``(key, checkpoint shape, model shape)``.
+        max_keys (int): Keys listed per kind of problem (with more, the
+            counts per top-level module are given first).
+    """
+    if not (missing or unexpected or shapes):
+        return None
+
+    def listed(keys: Sequence[str]) -> str:
+        if len(keys) <= max_keys:
+            return ', '.join(keys)
+        groups: Dict[str, int] = {}
+        for k in keys:
+            top = k.split(' ')[0].split('.')[0]
+            groups[top] = groups.get(top, 0) + 1
+        where = ', '.join(f'{g}.* {n}' for g, n in groups.items())
+        return (f'[{where}] ' + ', '.join(keys[:max_keys]) +
+                f', ... (+{len(keys) - max_keys})')
+
+    parts = []
+    if missing:
+        parts.append(f'{len(missing)} keys of the model missing in the '
+                     f'checkpoint: {listed(list(missing))}')
+    if unexpected:
+        parts.append(f'{len(unexpected)} unexpected keys in the checkpoint: '
+                     f'{listed(list(unexpected))}')
+    if shapes:
+        parts.append(f'{len(shapes)} shape mismatches (checkpoint vs model): '
+                     + listed([f'{k} {list(a)} vs {list(b)}'
+                               for k, a, b in shapes]))
+    return '; '.join(parts)
+
+
 def state_dict_mismatch(model_state: Dict[str, torch.Tensor],
                         ckpt_state: Dict[str, torch.Tensor],
                         max_keys: int = 8,
                         ) -> Optional[str]:
-    """What keeps ``ckpt_state`` from loading strictly into a model.
+    """What keeps ``ckpt_state`` from loading strictly into a model, from
+    the two state dicts alone (see :func:`load_mismatch` for a check that
+    runs the model's own load hooks).
 
     Args:
         model_state (dict): ``model.state_dict()``.
@@ -166,32 +209,30 @@ def state_dict_mismatch(model_state: Dict[str, torch.Tensor],
               for k in model_state
               if k in ckpt_state and _shape(ckpt_state[k]) is not None
               and _shape(ckpt_state[k]) != _shape(model_state[k])]
-    if not (missing or unexpected or shapes):
-        return None
+    return format_mismatch(missing, unexpected, shapes, max_keys)
 
-    def listed(keys: Sequence[str]) -> str:
-        if len(keys) <= max_keys:
-            return ', '.join(keys)
-        groups: Dict[str, int] = {}
-        for k in keys:
-            top = k.split(' ')[0].split('.')[0]
-            groups[top] = groups.get(top, 0) + 1
-        where = ', '.join(f'{g}.* {n}' for g, n in groups.items())
-        return (f'[{where}] ' + ', '.join(keys[:max_keys]) +
-                f', ... (+{len(keys) - max_keys})')
 
-    parts = []
-    if missing:
-        parts.append(f'{len(missing)} keys of the model missing in the '
-                     f'checkpoint: {listed(missing)}')
-    if unexpected:
-        parts.append(f'{len(unexpected)} unexpected keys in the checkpoint: '
-                     f'{listed(unexpected)}')
+def load_mismatch(model: torch.nn.Module,
+                  ckpt_state: Dict[str, torch.Tensor]) -> Optional[str]:
+    """Load ``ckpt_state`` into ``model`` and report what did not fit.
+
+    Unlike :func:`state_dict_mismatch`, the model's own load hooks run
+    (a distiller that refills its frozen teacher, a model that ignores
+    the weights of an auxiliary network), so only real mismatches count.
+
+    Returns:
+        str | None: As :func:`state_dict_mismatch`; None when the weights
+        loaded completely (they are then in ``model``).
+    """
+    model_state = model.state_dict()
+    shapes = [k for k in model_state
+              if k in ckpt_state and _shape(ckpt_state[k]) is not None
+              and _shape(ckpt_state[k]) != _shape(model_state[k])]
     if shapes:
-        parts.append(f'{len(shapes)} shape mismatches (checkpoint vs model): '
-                     + listed([f'{k} {list(a)} vs {list(b)}'
-                               for k, a, b in shapes]))
-    return '; '.join(parts)
+        return state_dict_mismatch(model_state, ckpt_state)
+    result = model.load_state_dict(dict(ckpt_state), strict=False)
+    return format_mismatch(list(result.missing_keys),
+                           list(result.unexpected_keys), [])
 
 
 def checkpoint_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
@@ -204,7 +245,8 @@ def checkpoint_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
 
 __all__ = ['ResumeError', 'CheckpointMismatchError', 'checkpoint_problem',
            'numbered_checkpoints', 'find_resume_checkpoint', 'set_aside',
-           'state_dict_mismatch', 'checkpoint_state_dict', 'CHECKPOINT_NAME']
+           'state_dict_mismatch', 'format_mismatch', 'load_mismatch',
+           'checkpoint_state_dict', 'CHECKPOINT_NAME']
 
 
 def check_checkpoint_fits(model: torch.nn.Module, filename: str,
@@ -227,8 +269,7 @@ def check_checkpoint_fits(model: torch.nn.Module, filename: str,
     # test-time augmentation wraps the detector as ``module``
     if 'TTAModel' in type(model).__name__ and hasattr(model, 'module'):
         model = model.module
-    problem = state_dict_mismatch(model.state_dict(),
-                                  checkpoint_state_dict(checkpoint))
+    problem = load_mismatch(model, checkpoint_state_dict(checkpoint))
     if problem is not None:
         raise CheckpointMismatchError(
             f'checkpoint {filename} does not fit the model of {config_name} '

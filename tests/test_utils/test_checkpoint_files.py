@@ -130,3 +130,30 @@ def test_other_detector_and_classes_refused(tmp_path):
     assert 'missing in the checkpoint' in msg and 'bbox_head.cls_convs' in msg
     assert 'rpn_head.* 6' in msg and 'roi_head.* ' in msg  # grouped counts
     assert 'backbone.conv1.weight [64, 3, 7, 7] vs [32, 3, 7, 7]' in msg
+
+
+def test_model_load_hooks_are_honoured():
+    """A model that refills a frozen sub-network on load (as FGDDistiller
+    does with its teacher) is not refused for a checkpoint without it."""
+    from cervdet.utils.checkpoint_files import load_mismatch
+
+    class Distiller(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.student = torch.nn.Linear(2, 2)
+            self.teacher = torch.nn.Linear(2, 2)
+            self._register_load_state_dict_pre_hook(self._fill)
+
+        def _fill(self, state_dict, prefix, *args):
+            if not any(k.startswith(prefix + 'teacher.') for k in state_dict):
+                for k, v in self.teacher.state_dict().items():
+                    state_dict[prefix + 'teacher.' + k] = v
+
+    m = Distiller()
+    student_only = {k: torch.ones_like(v) for k, v in m.state_dict().items()
+                    if k.startswith('student.')}
+    assert state_dict_mismatch(m.state_dict(), student_only) is not None
+    assert load_mismatch(m, student_only) is None
+    assert torch.equal(m.student.weight, torch.ones(2, 2))
+    msg = load_mismatch(m, dict(student_only, extra=torch.zeros(1)))
+    assert msg == '1 unexpected keys in the checkpoint: extra'

@@ -25,7 +25,7 @@ from cervdet.utils.dist import init_dist_device_agnostic
 from cervdet.utils.work_dir_lock import WorkDirLock, WorkDirLockedError
 
 #: Hooks every CervdetRunner registers (unless the config has them).
-SAFETY_HOOKS = (dict(type='NonFiniteLossHook'), dict(type='CheckImagesHook'))
+SAFETY_HOOKS = ('NonFiniteLossHook', 'CheckImagesHook')
 
 
 @RUNNERS.register_module()
@@ -128,13 +128,15 @@ class CervdetRunner(Runner):
             self,
             default_hooks: Optional[Dict[str, Union[Hook, Dict]]] = None,
             custom_hooks: Optional[List[Union[Hook, Dict]]] = None) -> None:
+        from cervdet.engine import hooks as cervdet_hooks
         custom_hooks = list(custom_hooks or [])
-        present = {h.get('type') if isinstance(h, dict) else type(h).__name__
-                   for h in custom_hooks}
-        for hook in SAFETY_HOOKS:
-            if hook['type'] not in present and \
-                    f'mmdet.{hook["type"]}' not in present:
-                custom_hooks.append(dict(hook))
+        present = {str(h.get('type')).split('.')[-1] if isinstance(h, dict)
+                   else type(h).__name__ for h in custom_hooks}
+        for name in SAFETY_HOOKS:
+            if name not in present:
+                # instances: the hooks live in the mmdet registry, and
+                # mmpretrain-scope configs use this runner too
+                custom_hooks.append(getattr(cervdet_hooks, name)())
         super().register_hooks(default_hooks, custom_hooks)
 
     # ------------------------------------------------------------------
