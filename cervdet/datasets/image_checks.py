@@ -79,13 +79,17 @@ def _leaf_datasets(dataset) -> Iterator:
 
 def check_dataset_images(dataset, max_examples: int = 5,
                          split: str = '') -> int:
-    """Check every image of a (possibly wrapped) mmengine dataset, header
-    only: it exists, PIL identifies it, and its size is the ``width`` x
-    ``height`` of its data info (when given).
+    """Check every image of a (possibly wrapped) mmengine detection dataset,
+    header only: it exists, PIL identifies it, and its size is the
+    ``width`` x ``height`` of its data info.
+
+    Only data infos with ``img_path``, ``width`` and ``height`` (COCO-style
+    detection sets) are checked; datasets that opt out of image checks
+    (``check_image_files=False`` / ``check_images=False``, e.g. feature
+    caches without images) or read through a storage backend are skipped.
 
     Args:
-        dataset: An mmengine ``BaseDataset`` (or a wrapper of some) whose
-            data infos hold ``img_path`` (others are not checked).
+        dataset: An mmengine ``BaseDataset`` (or a wrapper of some).
         max_examples (int): Problems listed in the error.
         split (str): Name used in the message (``'val'``...).
 
@@ -101,13 +105,17 @@ def check_dataset_images(dataset, max_examples: int = 5,
     for ds in _leaf_datasets(dataset):
         if not hasattr(ds, 'get_data_info') or not hasattr(ds, '__len__'):
             continue
+        if getattr(ds, 'check_image_files', True) is False or \
+                getattr(ds, 'check_images', True) is False or \
+                getattr(ds, 'backend_args', None):
+            continue
         if getattr(ds, '_fully_initialized', True) is False:
             ds.full_init()
         ann_files.append(str(getattr(ds, 'ann_file', '') or ''))
         for i in range(len(ds)):
             info = ds.get_data_info(i)
             path = info.get('img_path')
-            if not path:
+            if not path or not info.get('width') or not info.get('height'):
                 continue
             n += 1
             problem = image_problem(path, info.get('width'),
