@@ -52,14 +52,22 @@ class NonFiniteLossHook(Hook):
     iteration, the losses and the batch's image files. ``CervdetRunner``
     adds it to every training.
 
+    With mixed precision (``AmpOptimWrapper``) an occasional overflow is
+    normal: the loss scaler skips that step and lowers the scale. The run
+    then stops only after ``amp_patience`` non-finite iterations in a row.
+
     Args:
         interval (int): Check every ``interval`` iterations. Defaults to 1.
+        amp_patience (int): Consecutive non-finite iterations tolerated
+            under ``AmpOptimWrapper``. Defaults to 10.
     """
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, interval: int = 1) -> None:
+    def __init__(self, interval: int = 1, amp_patience: int = 10) -> None:
         self.interval = int(interval)
+        self.amp_patience = int(amp_patience)
+        self._bad_in_a_row = 0
 
     def after_train_iter(self, runner, batch_idx: int,
                          data_batch=None, outputs: Optional[dict] = None
@@ -75,6 +83,12 @@ class NonFiniteLossHook(Hook):
         else:
             any_bad = bool(bad)
         if not any_bad:
+            self._bad_in_a_row = 0
+            return
+        self._bad_in_a_row += 1
+        wrapper = getattr(runner, 'optim_wrapper', None)
+        if 'Amp' in type(wrapper).__name__ and \
+                self._bad_in_a_row < self.amp_patience:
             return
         paths = batch_image_paths(data_batch)
         losses = ', '.join(f'{k}={v}' for k, v in bad.items()) or \

@@ -38,3 +38,19 @@ def test_hook_names_iteration_and_images():
     assert 'iteration 7 (epoch 2, batch 3)' in msg
     assert 'loss_bbox=inf' in msg
     assert '/data/images/train/a.png, /data/images/train/b.png' in msg
+
+
+def test_amp_overflow_tolerated_for_a_few_iterations():
+    class AmpOptimWrapper:  # only the type name matters to the hook
+        pass
+
+    hook = NonFiniteLossHook(amp_patience=3)
+    runner = SimpleNamespace(iter=0, epoch=0, optim_wrapper=AmpOptimWrapper())
+    inf = dict(loss=torch.tensor(float('inf')))
+    hook.after_train_iter(runner, 0, {}, inf)
+    hook.after_train_iter(runner, 1, {}, inf)
+    hook.after_train_iter(runner, 2, {}, dict(loss=torch.tensor(1.)))
+    hook.after_train_iter(runner, 3, {}, inf)
+    hook.after_train_iter(runner, 4, {}, inf)
+    with pytest.raises(FloatingPointError):
+        hook.after_train_iter(runner, 5, {}, inf)
