@@ -725,6 +725,7 @@ def open_slide(path: Union[str, Path], backend: str = 'auto',
     return reader
 
 
-__all__ = ['to_uint8', 'SlideReader', 'ImageReader', 'OpenSlideReader', 'TiffSlideReader',
+__all__ = ['to_uint8', 'SlideReader',
+           'ImageReader', 'OpenSlideReader', 'TiffSlideReader',
            'TiffFileReader', 'SlideOpenError', 'open_slide', 'WSI_EXTS',
            'TIFF_EXTS', 'IMAGE_EXTS', 'BACKENDS', 'WSI_BACKENDS']
