@@ -9,12 +9,15 @@ slide gets ``DIR/<slide stem>/`` with ``detections.csv`` / ``.parquet`` (level-0
 coordinates, class, score), ``detections.geojson`` (QuPath), ``gallery.png``
 (top cells), ``overview.png``, ``cells_topk.npz`` (top-k cells with features,
 for slide MIL models) and ``report.json`` (timing, tiles, counts, slide
-scores). ``DIR/summary.json`` lists every slide's status.
+scores). ``DIR/summary.json`` lists every slide's status; it is merged
+across runs (a slide keeps its row until a later run processes it again).
 
-Resume: run the same command again. Finished slides are skipped, an
-interrupted slide continues from its finished tiles (``partial/``), an
-unreadable slide is reported and the others go on. ``--overwrite`` redoes
-finished slides (their outputs are replaced).
+Resume: run the same command again. Finished slides are skipped (with a
+note when the checkpoint or settings changed since), an interrupted slide
+continues from its finished tiles (``partial/``). A slide that cannot be
+read (corrupt, truncated, unsupported pixels), at any step, is reported and
+the others go on; the exit code is then 1. ``--overwrite`` redoes finished
+slides (their outputs are replaced).
 
 See docs/slide_screening.md.
 """
@@ -128,41 +131,95 @@ def main(argv=None) -> int:
     summary = []
     t0 = time.perf_counter()
     for i, slide in enumerate(slides):
-        report = inferencer.run(slide, args.out_dir, overwrite=args.overwrite)
-        row = dict(slide=report.get('slide', slide.stem), path=str(slide),
-                   status=report['status'])
-        if report['status'] == 'failed':
-            row['error'] = report['error']
-        else:
-            row.update(cells=report['detections']['merged'],
-                       slide_scores=report['slide_scores'],
-                       seconds=report['timing']['total_s'])
-            if 'slide_call' in report:
-                row['slide_call'] = report['slide_call']['grade']
-        summary.append(row)
+        try:
+            report = inferencer.run(slide, args.out_dir,
+                                    overwrite=args.overwrite)
+        except Exception as e:  # noqa: BLE001 - last resort: go on
+            if world > 1:
+                raise  # the other ranks cannot go on alone
+            report = dict(slide=slide.stem, path=str(slide),
+                          status='failed',
+                          error=f'{slide}: {type(e).__name__}: {e}')
+        summary.append(summary_row(slide, report))
         if rank == 0:
-            extra = row.get('error') or (
-                f"{row['cells']} cells, max score "
-                f"{row['slide_scores']['max']:.3f}, "
-                f"{report['tiles']['read']} tiles read, "
-                f"{report['tiles']['skipped_blank']} blank skipped, "
-                f"{row['seconds']:.1f} s" if row['status'] == 'done' else
-                'finished before: skipped')
-            print(f'[{i + 1}/{len(slides)}] {slide.name}: {row["status"]}: '
-                  f'{extra}', flush=True)
+            print(f'[{i + 1}/{len(slides)}] {slide.name}: '
+                  f'{describe(report)}', flush=True)
+            for w in report.get('warnings') or []:
+                if report['status'] == 'done':
+                    print(f'    warning: {w}', flush=True)
+    failed = [r for r in summary if r['status'] == 'failed']
     if rank == 0:
-        out = dict(slides=summary, world_size=world,
-                   seconds=time.perf_counter() - t0)
-        tmp = osp.join(args.out_dir, f'.summary.json.tmp{os.getpid()}')
-        with open(tmp, 'w') as f:
-            json.dump(out, f, indent=2)
-        os.replace(tmp, osp.join(args.out_dir, 'summary.json'))
-        failed = [r for r in summary if r['status'] == 'failed']
+        path = write_summary(args.out_dir, summary, world,
+                             time.perf_counter() - t0)
         print(f'{len(summary) - len(failed)} slides done or skipped, '
-              f'{len(failed)} failed; summary: '
-              f'{osp.join(args.out_dir, "summary.json")}')
+              f'{len(failed)} failed; summary: {path}')
+        for r in failed:
+            print(f'FAILED {r["path"]}: {r["error"]}', file=sys.stderr)
     shutdown_dist()
-    return 0
+    return 1 if failed else 0
+
+
+def summary_row(slide, report: dict) -> dict:
+    """One slide's row of ``summary.json``."""
+    row = dict(slide=report.get('slide', slide.stem), path=str(slide),
+               status=report['status'])
+    if report['status'] == 'failed':
+        row['error'] = report['error']
+        return row
+    row.update(cells=report['detections']['merged'],
+               slide_scores=report['slide_scores'],
+               seconds=report['timing']['total_s'])
+    if 'slide_call' in report:
+        row['slide_call'] = report['slide_call']['grade']
+    if report.get('warnings'):
+        row['warnings'] = report['warnings']
+    if report.get('note'):
+        row['note'] = report['note']
+    return row
+
+
+def describe(report: dict) -> str:
+    """The console line of a slide."""
+    status = report['status']
+    if status == 'failed':
+        return f'FAILED: {report["error"]}'
+    if status == 'skipped':
+        return ('skipped (finished in an earlier run' +
+                (f'; {report["note"]}' if report.get('note') else '') + ')')
+    return (f"done: {report['detections']['merged']} cells, max score "
+            f"{report['slide_scores']['max']:.3f}, "
+            f"{report['tiles']['read']} tiles read, "
+            f"{report['tiles']['skipped_blank']} blank skipped, "
+            f"{report['timing']['total_s']:.1f} s")
+
+
+def write_summary(out_dir: str, rows: list, world: int,
+                  seconds: float) -> str:
+    """Merge ``rows`` into ``out_dir/summary.json`` (atomically).
+
+    Slides of earlier runs that this run did not process keep their rows;
+    this run's rows replace the rows of the same slide paths.
+    """
+    path = osp.join(out_dir, 'summary.json')
+    old = []
+    if osp.isfile(path):
+        try:
+            with open(path) as f:
+                old = json.load(f).get('slides', [])
+        except (OSError, ValueError, AttributeError):
+            # a damaged summary is kept aside, not lost
+            os.replace(path, path + f'.damaged{int(time.time())}')
+    mine = {r['path'] for r in rows}
+    merged = [r for r in old if r.get('path') not in mine] + list(rows)
+    out = dict(slides=merged, world_size=world, seconds=seconds,
+               last_run=dict(slides=[r['path'] for r in rows],
+                             failed=sum(r['status'] == 'failed'
+                                        for r in rows)))
+    tmp = osp.join(out_dir, f'.summary.json.tmp{os.getpid()}')
+    with open(tmp, 'w') as f:
+        json.dump(out, f, indent=2)
+    os.replace(tmp, path)
+    return path
 
 
 if __name__ == '__main__':

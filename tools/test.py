@@ -2,7 +2,14 @@
 
 Same flags as MMDetection 3.3's ``tools/test.py``. ``--out`` refuses to
 replace an existing file (pass ``--force-overwrite``); at the end a summary
-of the metrics is printed as one table.
+of the metrics is printed as one table. Unlike MMDetection's tool:
+
+- the checkpoint is loaded strictly: one of another architecture (other
+  backbone, detector or number of classes) stops with the missing /
+  unexpected keys and shapes instead of testing random weights;
+- everything the test writes (log, metrics, its config copy with the
+  test-time options) goes to ``<work_dir>/<timestamp>/``: the training's
+  config copy ``<work_dir>/<config>.py`` is never rewritten.
 """
 import argparse
 import os
@@ -17,7 +24,8 @@ from mmengine import ConfigDict  # noqa: E402
 
 from cervdet.utils.dist import shutdown_dist  # noqa: E402
 from cervdet.utils.launch import (  # noqa: E402
-    add_launch_args, build_runner, load_config, local_rank_env)
+    USER_ERRORS, add_launch_args, build_runner, load_config, local_rank_env)
+from cervdet.utils.registry_hints import registry_hints  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -112,6 +120,11 @@ def main(argv=None):
     cfg = load_config(args.config, args.launcher, args.cfg_options,
                       args.work_dir)
     cfg.load_from = args.checkpoint
+    cfg.resume = False
+    # CervdetRunner: refuse a checkpoint of another architecture, and keep
+    # this test's config copy in its own log folder.
+    cfg.strict_load = True
+    cfg.dump_config_in_log_dir = True
 
     if args.show or args.show_dir:
         from mmdet.engine.hooks.utils import trigger_visualization_hook
@@ -119,13 +132,24 @@ def main(argv=None):
     if args.tta:
         _add_tta(cfg)
 
-    runner = build_runner(cfg)
-    if args.out is not None:
-        from mmdet.evaluation import DumpDetResults
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        runner.test_evaluator.metrics.append(
-            DumpDetResults(out_file_path=args.out))
-    metrics = runner.test()
+    try:
+        with registry_hints():
+            runner = build_runner(cfg)
+            if args.out is not None:
+                from mmdet.evaluation import DumpDetResults
+                os.makedirs(osp.dirname(osp.abspath(args.out)),
+                            exist_ok=True)
+                runner.test_evaluator.metrics.append(
+                    DumpDetResults(out_file_path=args.out))
+            if not hasattr(runner, 'check_checkpoint_fits'):
+                # another runner_type: check here what CervdetRunner checks
+                from cervdet.utils.checkpoint_files import \
+                    check_checkpoint_fits
+                check_checkpoint_fits(runner.model, args.checkpoint,
+                                      args.config)
+            metrics = runner.test()
+    except USER_ERRORS as e:
+        sys.exit(f'{type(e).__name__}: {e}')
     if runner.rank == 0:
         summary = format_summary(metrics or {})
         if summary:

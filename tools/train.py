@@ -7,7 +7,12 @@ Same flags as MMDetection 3.3's ``tools/train.py``. Differences:
   error instead of a deep assertion;
 - a work dir that already holds checkpoints is not trained into again unless
   ``--resume`` (continue) or ``--force-overwrite`` is given, so no saved
-  checkpoint is silently replaced.
+  checkpoint is silently replaced;
+- ``--resume`` continues from the newest complete checkpoint of the work dir
+  itself and stops when there is none; a work dir in use by another
+  training is refused (see docs/reliability.md);
+- errors of the input (unknown type names, data that does not match its
+  annotations, a busy work dir) end with one message, not a traceback.
 """
 import argparse
 import os.path as osp
@@ -18,8 +23,11 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 from cervdet.utils.dist import shutdown_dist  # noqa: E402
 from cervdet.utils.launch import (  # noqa: E402
-    add_launch_args, amp_available, build_runner, existing_checkpoints,
-    load_config, local_rank_env)
+    USER_ERRORS, add_launch_args, amp_available, build_runner,
+    existing_checkpoints, load_config, local_rank_env)
+from cervdet.utils.registry_hints import registry_hints  # noqa: E402
+from cervdet.utils.work_dir_lock import (held_message, lock_state,  # noqa
+                                         read_lock)
 
 
 def parse_args(argv=None):
@@ -72,6 +80,10 @@ def main(argv=None):
             sys.exit('--auto-scale-lr: the config has no '
                      'auto_scale_lr.base_batch_size.')
 
+    owner = read_lock(cfg.work_dir)
+    if lock_state(owner) == 'held':
+        sys.exit(held_message(cfg.work_dir, owner))
+
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -90,8 +102,12 @@ def main(argv=None):
                 'continue that run, --work-dir for a new one, or '
                 '--force-overwrite to train over it.')
 
-    runner = build_runner(cfg)
-    runner.train()
+    try:
+        with registry_hints():
+            runner = build_runner(cfg)
+            runner.train()
+    except USER_ERRORS as e:
+        sys.exit(f'{type(e).__name__}: {e}')
     # Only after success: a rank that failed must not wait at a barrier.
     shutdown_dist()
 

@@ -441,7 +441,14 @@ class SlideInferencer:
             with open(report_path) as f:
                 old = json.load(f)
             if old.get('status') == 'done':
-                return dict(old, status='skipped')
+                out = dict(old, status='skipped')
+                changed = self.changed_since(old)
+                if changed:
+                    out['note'] = (
+                        'finished before with other ' + ', '.join(changed) +
+                        ': its outputs are of that run; --overwrite redoes '
+                        'the slide with the current ones')
+                return out
         t_start = time.perf_counter()
         err = None
         try:
@@ -457,7 +464,45 @@ class SlideInferencer:
         try:
             return self._run_open(slide, sdir, reader, overwrite, t_start)
         finally:
-            reader.close()
+            try:
+                reader.close()
+            except Exception:  # noqa: BLE001 - closing a broken file
+                pass
+
+    def run_key(self) -> dict:
+        """What makes a slide's outputs: settings, merge, detector files."""
+        return dict(settings=self.settings, merge=self.merge_cfg,
+                    config=self.config_path,
+                    checkpoint=_file_key(self.checkpoint),
+                    classes=self.classes)
+
+    def changed_since(self, report: dict) -> List[str]:
+        """What differs between this inferencer and the run that wrote
+        ``report`` (``'checkpoint'``, ``'config'``, ``'settings (tile_size:
+        512 -> 384)'``...); empty when it is the same."""
+        old = report.get('run_key')
+        if old is None:  # report of an older version: compare what it has
+            det = report.get('detector') or {}
+            old = dict(settings=report.get('settings'),
+                       merge=report.get('merge'),
+                       config=det.get('config'),
+                       checkpoint=det.get('checkpoint'),
+                       classes=det.get('classes'))
+            new = dict(self.run_key(), checkpoint=self.checkpoint)
+        else:
+            new = self.run_key()
+        new = json.loads(json.dumps(new, default=str))
+        changed = []
+        for key in ('checkpoint', 'config', 'classes'):
+            if old.get(key) != new.get(key):
+                changed.append(f'{key} ({old.get(key)} -> {new.get(key)})')
+        for key in ('settings', 'merge'):
+            a, b = old.get(key) or {}, new.get(key) or {}
+            diff = [f'{k}: {a.get(k)} -> {b.get(k)}'
+                    for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            if diff:
+                changed.append(f'{key} ({", ".join(diff)})')
+        return changed
 
     def _any_error(self, err: Optional[str]) -> Optional[str]:
         """First error of any rank (None when all ranks are fine)."""
@@ -468,26 +513,38 @@ class SlideInferencer:
         return next((e for e in errs if e is not None), None)
 
     def _failed(self, slide: Path, err: str, rank: int) -> dict:
+        if str(slide) not in err:
+            err = f'{slide}: {err}'
         report = dict(slide=slide.stem, path=str(slide), status='failed',
                       error=err)
         if rank == 0:
-            warnings.warn(f'slide {slide} skipped: {err}', stacklevel=3)
+            warnings.warn(f'slide {slide} failed: {err}', stacklevel=3)
         return report
 
     def _run_open(self, slide: Path, sdir: Path, reader, overwrite: bool,
                   t_start: float) -> dict:
         rank, world = get_dist_info()
         st = self.settings
-        slide_mpp = st['mpp'] if st['mpp'] is not None else reader.mpp
-        read_ds = resolve_read_scale(reader.mpp, st['target_mpp'], st['mpp'])
-        if st['use_mask']:
-            mask, mask_ds = tissue_mask(reader, max_side=st['mask_max_side'])
-        else:
-            mask, mask_ds = None, None
-        plan = plan_tiles(reader.dimensions, st['tile_size'], st['overlap'],
-                          read_ds, mask=mask, mask_downsample=mask_ds,
-                          min_tissue=st['min_tissue'] if mask is not None
-                          else 0.)
+        err = None
+        try:  # a truncated or unsupported file often fails only here
+            slide_mpp = st['mpp'] if st['mpp'] is not None else reader.mpp
+            read_ds = resolve_read_scale(reader.mpp, st['target_mpp'],
+                                         st['mpp'])
+            if st['use_mask']:
+                mask, mask_ds = tissue_mask(reader,
+                                            max_side=st['mask_max_side'])
+            else:
+                mask, mask_ds = None, None
+            plan = plan_tiles(reader.dimensions, st['tile_size'],
+                              st['overlap'], read_ds, mask=mask,
+                              mask_downsample=mask_ds,
+                              min_tissue=st['min_tissue'] if mask is not None
+                              else 0.)
+        except Exception as e:  # noqa: BLE001 - reported, the rest goes on
+            err = f'tissue mask / tile plan: {type(e).__name__}: {e}'
+        err = self._any_error(err)
+        if err is not None:
+            return self._failed(slide, err, rank)
         t_plan = time.perf_counter() - t_start
         partial = sdir / 'partial'
         key = self._resume_key(slide, reader.dimensions, read_ds)
@@ -523,9 +580,14 @@ class SlideInferencer:
             return self._failed(slide, err, rank)
         report = None
         if rank == 0:
-            report = self._finish(slide, sdir, partial, reader, plan, read_ds,
-                                  slide_mpp, mask, mask_ds, times, resumed,
-                                  t_start, t_plan)
+            try:
+                report = self._finish(slide, sdir, partial, reader, plan,
+                                      read_ds, slide_mpp, mask, mask_ds,
+                                      times, resumed, t_start, t_plan)
+            except Exception as e:  # noqa: BLE001 - reported, the rest goes on
+                report = self._failed(
+                    slide, f'writing the outputs: {type(e).__name__}: {e} '
+                    f'(finished tiles are kept in {partial})', rank)
         barrier()
         if world > 1:
             obj = [report]
@@ -640,6 +702,24 @@ class SlideInferencer:
         tmp = partial / f'.{name}.tmp.npz'
         np.savez(tmp, done=np.asarray(done, np.int64), **dets)
         os.replace(tmp, partial / f'chunk_{name}.npz')
+
+    def input_warnings(self, dims, read_ds: float, plan) -> List[str]:
+        """Why this slide's scores may not be a screening result: an image
+        too small to hold cells, or no tissue found."""
+        out = []
+        w, h = (int(v) for v in dims)
+        small = max(32, self.settings['tile_size'] // 4)
+        if min(w, h) / float(read_ds) < small:
+            out.append(
+                f'the image is only {w}x{h} px (level 0), less than {small} '
+                'px on a side at the reading resolution: too small to hold '
+                'the cells of a slide, so its scores are not a negative '
+                'result. Is it the right file (a thumbnail or a cell crop)?')
+        elif int(plan.keep.sum()) == 0 and self.settings['use_mask']:
+            out.append('no tissue found (every tile is blank glass): the '
+                       'slide scores 0 without having been screened; check '
+                       'the scan, or run with --no-mask to read every tile')
+        return out
 
     # ------------------------------------------------------------------
     def cell_scores(self, dets: Dict[str, np.ndarray]) -> np.ndarray:
@@ -786,7 +866,11 @@ class SlideInferencer:
                         len(times) == 1 else None,
                         tiles_per_s=n_read / t_loop if t_loop > 0 else None),
             outputs={k: v for k, v in OUTPUT_FILES.items()
-                     if k != 'parquet' or self.write_parquet})
+                     if k != 'parquet' or self.write_parquet},
+            run_key=json.loads(json.dumps(self.run_key(), default=str)),
+            warnings=self.input_warnings(reader.dimensions, read_ds, plan))
+        for w in report['warnings']:
+            warnings.warn(f'{slide}: {w}', stacklevel=2)
         if self.thresholds is not None:
             from cervdet.evaluation.metrics.slide_screening_metric import \
                 call_grade

@@ -1,4 +1,6 @@
 """COCO-format cervical cytology detection data set."""
+import os
+import os.path as osp
 from typing import Any, List
 
 from mmengine.fileio import get_local_path
@@ -7,6 +9,7 @@ from mmdet.registry import DATASETS
 
 from .classes import BETHESDA_CLASSES, BETHESDA_PALETTE
 from .coco_checks import check_coco, format_problem
+from .image_checks import image_problem
 
 
 class CocoAnnotationError(ValueError):
@@ -36,6 +39,15 @@ class CervicalCocoDataset(CocoDataset):
       image files (existence only: images are not opened here).
     - An image that exists but cannot be decoded raises an error naming the
       file when it is loaded.
+    - The first time each image is loaded its header is read and its size
+      compared with the annotation's ``width``/``height``: a mismatch (boxes
+      would be outside the image, ``loss_bbox = inf``) raises an error with
+      the file and both sizes. ``CervdetRunner`` checks all headers of the
+      train/val/test sets before a run starts
+      (:class:`~cervdet.engine.hooks.CheckImagesHook`).
+    - A missing annotation file raises ``FileNotFoundError`` saying where it
+      was looked for (a relative ``data_root`` is read from the current
+      folder) and how to build the data.
 
     Args:
         unknown_classes (str): ``'error'`` (default) or ``'ignore'``: what to
@@ -66,7 +78,24 @@ class CervicalCocoDataset(CocoDataset):
         self.bbox_tolerance = bbox_tolerance
         self.check_image_files = check_image_files
         self.file_suffix = file_suffix
+        self._sizes_checked = set()
         super().__init__(*args, **kwargs)
+
+    def _check_ann_file_exists(self) -> None:
+        ann = str(self.ann_file)
+        if '://' in ann or osp.isfile(ann):
+            return
+        root = str(self.data_root or '')
+        where = (f'data_root={root!r} is relative, so it is read from the '
+                 f'current folder {os.getcwd()}: run from the project root '
+                 'or give an absolute data_root' if root and
+                 not osp.isabs(root) else f'data_root={root!r}')
+        raise FileNotFoundError(
+            f'{self.__class__.__name__}: annotation file {ann} not found '
+            f'({where}). Build the data set first (docs/data_preparation.md, '
+            'e.g. tools/dataset_converters/build_mosaic.py), or point the '
+            'config at it: --cfg-options train_dataloader.dataset.data_root='
+            '/path/to/data/ (and val_/test_dataloader).')
 
     def _check_annotations(self) -> None:
         """Check the annotation file (and that its images exist) with
@@ -76,6 +105,7 @@ class CervicalCocoDataset(CocoDataset):
             CocoAnnotationError: On any error (warnings pass), naming the
                 file, each problem with its first examples, and its fix.
         """
+        self._check_ann_file_exists()
         img_dir = self.data_prefix.get('img', '') \
             if self.check_image_files else None
         with get_local_path(
@@ -112,7 +142,27 @@ class CervicalCocoDataset(CocoDataset):
             info['file_name'] = info['file_name'] + self.file_suffix
         return super().parse_data_info(raw_data_info)
 
+    def _check_image_size(self, idx: int) -> None:
+        """Header-only size check of image ``idx`` on its first load."""
+        if idx in self._sizes_checked:
+            return
+        info = self.get_data_info(idx)
+        path = info.get('img_path')
+        if path and osp.isfile(path):
+            problem = image_problem(path, info.get('width'),
+                                    info.get('height'))
+            if problem and 'annotation says' in problem:
+                raise CocoAnnotationError(
+                    f'{problem} in {self.ann_file}: its boxes would not '
+                    'match the pixels (training gives loss_bbox = inf, '
+                    'testing AP 0). Fix: re-export the image or correct '
+                    'width/height (and the boxes) in the annotation file; '
+                    'tools/dataset_converters/check_coco.py --check-images '
+                    'lists every such file.')
+        self._sizes_checked.add(idx)
+
     def prepare_data(self, idx: int) -> Any:
+        self._check_image_size(idx)
         try:
             return super().prepare_data(idx)
         except AssertionError as e:

@@ -128,6 +128,37 @@ class SlideReader:
         self.close()
 
 
+def to_uint8(pixels: np.ndarray, max_value: Optional[float] = None,
+             source: Union[str, Path] = 'image') -> np.ndarray:
+    """8-bit pixels of a region: uint8 as is, 16-bit scaled to 0-255.
+
+    Args:
+        pixels (np.ndarray): Region ``[h, w, S]`` (or ``[h, w]``).
+        max_value (float, optional): Value mapped to 255 for 16-bit data
+            (the TIFF's ``MaxSampleValue`` / ``SMaxSampleValue``; default
+            65535).
+        source (str | Path): The file, named in the error.
+
+    Raises:
+        SlideOpenError: For other sample types (float, 32-bit), naming the
+            fix.
+    """
+    pixels = np.asarray(pixels)
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype == np.uint16:
+        top = int(max_value) if max_value and 0 < max_value < 65536 \
+            else 65535
+        scaled = (pixels.astype(np.uint32) * 255 + top // 2) // top
+        return np.minimum(scaled, 255).astype(np.uint8)
+    if pixels.dtype == np.bool_:
+        return pixels.astype(np.uint8) * 255
+    raise SlideOpenError(
+        f'{source}: pixels are {pixels.dtype}; slide readers read 8-bit and '
+        '16-bit (scaled to 8 bit) images only. Convert the slide to 8 bit '
+        '(e.g. vips cast / tifffile), then run again.')
+
+
 def _resize_to_max_side(img: np.ndarray, max_side: int) -> Tuple[np.ndarray,
                                                                   float]:
     """Downscale ``img`` [H, W, 3] (area filter) to longest side <= max."""
@@ -299,7 +330,8 @@ class _WSIReader(SlideReader):
                 y + height * ds <= 0:  # all glass: nothing to read
             return np.full((height, width, 3), 255, np.uint8)
         self._ensure_open()
-        rgba = self._read(x, y, width, height, level)
+        rgba = to_uint8(self._read(x, y, width, height, level),
+                        getattr(self, '_max_value', None), self.path)
         if rgba.ndim == 3 and rgba.shape[2] == 4:  # transparent = no tissue
             alpha = rgba[..., 3:4]
             if (alpha == 255).all():
@@ -450,6 +482,21 @@ class TiffFileReader(_WSIReader):
             for i, (w, h) in enumerate(self.level_dimensions)]
         self.mpp = _page_mpp(self._pages[0])
 
+    @property
+    def _max_value(self) -> Optional[float]:
+        """The 16-bit value shown as white (``SMaxSampleValue`` or
+        ``MaxSampleValue`` of level 0 when they are below 65535)."""
+        page = self._pages[0]
+        if getattr(page, 'bitspersample', 8) <= 8:
+            return None
+        for name in ('SMaxSampleValue', 'MaxSampleValue'):
+            tag = page.tags.get(name)
+            if tag is not None:
+                value = np.max(np.asarray(tag.value, np.float64))
+                if 0 < value < 65535:
+                    return float(value)
+        return None
+
     def _open(self) -> None:
         tifffile = _import('tifffile', 'pip install tifffile imagecodecs')
         try:
@@ -517,7 +564,8 @@ class TiffFileReader(_WSIReader):
         self.decoded_segments += 1
         if seg is None:  # empty segment (not written): white
             seg = np.full(shape, 255, np.uint8)
-        seg = np.asarray(seg).reshape(shape[-3:])  # [h, w, S]
+        seg = to_uint8(np.asarray(seg).reshape(shape[-3:]),  # [h, w, S]
+                       self._max_value, self.path)
         if self.tile_cache > 0:
             self._cache[key] = seg
             while len(self._cache) > self.tile_cache:
@@ -554,7 +602,8 @@ class TiffFileReader(_WSIReader):
             if level not in self._whole:
                 with self._lock:
                     img = page.asarray()
-                self._whole[level] = img.reshape(lh, lw, samples)
+                self._whole[level] = to_uint8(
+                    img.reshape(lh, lw, samples), self._max_value, self.path)
                 self.decoded_segments += 1
             self._paste(out, self._whole[level], 0, 0, lx, ly)
         else:
@@ -576,9 +625,6 @@ class TiffFileReader(_WSIReader):
         if ox1 <= ox0 or oy1 <= oy0:
             return
         part = seg[oy0 + ly - sy:oy1 + ly - sy, ox0 + lx - sx:ox1 + lx - sx]
-        if part.dtype != np.uint8:
-            raise SlideOpenError(f'pixels are {part.dtype}; the tifffile '
-                                 'reader supports 8-bit images only')
         out[oy0:oy1, ox0:ox1] = part
 
     def _whiten_outside(self, rgb, x, y, level):
@@ -679,6 +725,7 @@ def open_slide(path: Union[str, Path], backend: str = 'auto',
     return reader
 
 
-__all__ = ['SlideReader', 'ImageReader', 'OpenSlideReader', 'TiffSlideReader',
+__all__ = ['to_uint8', 'SlideReader',
+           'ImageReader', 'OpenSlideReader', 'TiffSlideReader',
            'TiffFileReader', 'SlideOpenError', 'open_slide', 'WSI_EXTS',
            'TIFF_EXTS', 'IMAGE_EXTS', 'BACKENDS', 'WSI_BACKENDS']

@@ -11,3 +11,11 @@ from .slide_merge import (concat_dets, drop_edge_boxes, index_dets,  # noqa
 
 __all__ += ['concat_dets', 'drop_edge_boxes', 'index_dets',
             'merge_detections']
+from .checkpoint_files import (CheckpointMismatchError, ResumeError,  # noqa
+                               checkpoint_problem, find_resume_checkpoint,
+                               state_dict_mismatch)
+from .work_dir_lock import WorkDirLock, WorkDirLockedError  # noqa: E402
+
+__all__ += ['CheckpointMismatchError', 'ResumeError', 'checkpoint_problem',
+            'find_resume_checkpoint', 'state_dict_mismatch', 'WorkDirLock',
+            'WorkDirLockedError']

@@ -37,6 +37,23 @@ def load_config(config: str,
     return cfg
 
 
+def _user_errors() -> tuple:
+    from cervdet.datasets.cervical_coco import CocoAnnotationError
+    from cervdet.datasets.image_checks import ImageHeaderError
+    from cervdet.utils.checkpoint_files import (CheckpointMismatchError,
+                                                ResumeError)
+    from cervdet.utils.registry_hints import UnknownTypeError
+    from cervdet.utils.work_dir_lock import WorkDirLockedError
+    return (CocoAnnotationError, ImageHeaderError, CheckpointMismatchError,
+            ResumeError, UnknownTypeError, WorkDirLockedError,
+            FloatingPointError)
+
+
+#: Errors of the user's input that the tools report as one message (exit
+#: code 1) instead of a traceback.
+USER_ERRORS = _user_errors()
+
+
 def build_runner(cfg: Config) -> Runner:
     """Build the runner named by ``cfg.runner_type``."""
     return RUNNERS.build(cfg)
