@@ -88,6 +88,11 @@ class SSDPriorBoxGenerator(SSDAnchorGenerator):
             ratios=ratios,
             min_sizes=min_sizes,
             max_sizes=max_sizes,
+            # mmdet's base-anchor selection (indices [0, R, 1, .., R-1])
+            # picks s_k x every ratio and s'_k x ratio 1 only with the
+            # ratio-major layout; scale_major=True would give s'_k boxes of
+            # ratio a and drop s_k ones
+            scale_major=False,
             use_box_type=use_box_type)
 
     def __repr__(self) -> str:
