@@ -1,8 +1,9 @@
 # OICR (Tang et al., CVPR 2017) on VGG16 features for the 5 abnormal Bethesda
 # classes: SSD's VGG16 (conv4_3 at stride 8, 512 channels; fc7 at stride 16,
 # 1024 channels), RoIAlign 7x7 on fc7, two shared FCs, the two-stream MIL
-# branch and K = 3 refinement classifiers (top-1 pseudo labels). ImageNet weights (caffe VGG16)
-# come from open-mmlab:// when the machine can reach it; offline, set
+# branch and K = 3 refinement classifiers (top-1 pseudo labels). ImageNet
+# weights (caffe VGG16) come from open-mmlab:// when the machine can reach
+# it; offline, set
 # model.backbone.init_cfg=None.
 _base_ = ['./ssd512_vgg16.py']
 # SSD's VGG16 and normalisation (std 1), padded to a multiple of 32.

@@ -438,8 +438,8 @@ def test_cpu_model_learns_on_real_cric_fields(tiny_cric, cpu_teacher_ckpt):
     keys = ('loss_conf', 'loss_loc', 'loss_mil', 'loss_fgd_c0')
     logs = [model.train_step(batch, optim) for _ in range(20)]
     for k in keys:
-        first = sum(float(r[k]) for r in logs[:3]) / 3
-        last = sum(float(r[k]) for r in logs[-3:]) / 3
+        first = sum(float(r[k].detach()) for r in logs[:3]) / 3
+        last = sum(float(r[k].detach()) for r in logs[-3:]) / 3
         print(f'{k}: {first:.4f} -> {last:.4f}')
         assert last < 0.8 * first, (k, first, last)
     for key, v in model.teacher.state_dict().items():

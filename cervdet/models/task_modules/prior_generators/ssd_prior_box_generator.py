@@ -32,7 +32,8 @@ def ssd_prior_scales(s_min: float, s_max: float,
         list[float]: ``m + 1`` scales, fractions of the input side.
     """
     if num_levels < 2:
-        raise ValueError(f'Eq. (4) needs m >= 2 feature maps, got {num_levels}')
+        raise ValueError(
+            f'Eq. (4) needs m >= 2 feature maps, got {num_levels}')
     if not 0. < s_min < s_max:
         raise ValueError(f'Eq. (4) needs 0 < S_min < S_max; got S_min={s_min}'
                          f', S_max={s_max}')
@@ -96,7 +97,8 @@ class SSDPriorBoxGenerator(SSDAnchorGenerator):
             use_box_type=use_box_type)
 
     def __repr__(self) -> str:
-        sizes = ', '.join(f'{s * self.input_size:.1f}' for s in self.prior_scales)
+        sizes = ', '.join(f'{s * self.input_size:.1f}'
+                          for s in self.prior_scales)
         return (f'{self.__class__.__name__}(strides={self.strides}, '
                 f'scale_range={self.scale_range}, input_size='
                 f'{self.input_size}, sizes_px=[{sizes}])')
