@@ -280,7 +280,8 @@ class LDWSCCD(SingleStageDetector):
         """
         idx = [
             i for i, s in enumerate(batch_data_samples)
-            if boxes_known(s) and len(s.gt_instances) > 0
+            if boxes_known(s) and 'gt_instances' in s
+            and len(s.gt_instances) > 0
         ]
         if not idx:
             zero = sum(s.sum() for s in cls_scores) * 0. + \
