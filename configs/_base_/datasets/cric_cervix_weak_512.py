@@ -9,7 +9,9 @@
 # train_dataloader.dataset.box_fraction < 1 (those images then train the MIL
 # detector and the mask from the MIL output only). Fields resized to 512x512
 # (the paper's input, Sec. III.B), flipped both ways; val/test keep the boxes
-# for COCO AP and CorLoc.
+# for COCO AP and CorLoc. Departs from Sec. III.A: the paper's data set [37]
+# (7086 ThinPrep images, 11 classes) is not available here; CRIC's real
+# fields are the closest box-annotated (point-derived) multi-class set.
 _base_ = './cervical_mosaic_bethesda_1024.py'
 
 data_root = 'data/cric-cervix/'

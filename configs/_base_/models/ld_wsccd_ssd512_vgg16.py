@@ -12,6 +12,8 @@
 #   FCs (1024), the detection and classification streams (Eq. (15),
 #   loss_mil) and K = 3 OICR refinement stages (Eq. (16), loss_ref1..3) on
 #   top-1 pseudo labels per image class ("based on the concept of OICR").
+# Not given in Sec. III.D (ours, configs/ld_wsccd/README.md): K = 3 (OICR's),
+# the region count/NMS, the fusion operator (sum), the FC widths.
 # The detections are the refinement output (mean of the K stages) over the
 # regions. ImageNet weights (caffe VGG16) come from open-mmlab:// when the
 # machine can reach it; offline, set model.backbone.init_cfg=None.
