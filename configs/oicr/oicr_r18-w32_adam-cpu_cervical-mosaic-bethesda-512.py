@@ -28,7 +28,8 @@ model = dict(
         bbox_roi_extractor=dict(out_channels=128),
         fc_out_channels=256,
         dropout_ratio=0.2,
-        # 2 % of the 500 proposals (10 per positive class) before NMS
+        # with pseudo_label='top_ratio': 2 % of the 500 proposals (10 per
+        # positive class) before NMS
         top_ratio=0.02))
 
 # The weak 512 pipelines, read at img_scale with num_max_proposals.

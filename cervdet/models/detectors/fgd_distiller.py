@@ -19,7 +19,7 @@ from mmengine.runner.checkpoint import load_checkpoint
 from torch import Tensor
 
 #: Sources of the boxes of FGD's foreground mask (``FGDDistiller.fg_boxes``).
-FG_BOX_SOURCES = ('gt', 'teacher', 'gt_or_teacher')
+FG_BOX_SOURCES = ('gt', 'teacher', 'gt_or_teacher', 'student', 'gt+student')
 
 _FEATURE_SPEC = re.compile(r'^(?P<path>[A-Za-z_][\w.]*?)(?:\[(?P<index>-?\d+)\])?$')
 
@@ -188,7 +188,14 @@ class FGDDistiller(BaseDetector):
     - ``'teacher'``: the teacher's detections of every image;
     - ``'gt_or_teacher'``: ground-truth boxes where they are known
       (:func:`gt_boxes_known`: the image has boxes, or ``has_boxes`` is
-      true), the teacher's detections for the other images.
+      true), the teacher's detections for the other images;
+    - ``'student'``: the boxes the student sets in its ``distill_boxes``
+      attribute during its ``loss`` (``B`` tensors ``Tensor[n_i, 4]`` in
+      input pixels; :class:`~cervdet.models.detectors.LDWSCCD`: the top
+      region per image class under its aggregated refinement output);
+    - ``'gt+student'``: the union of the known ground-truth boxes and the
+      student's boxes (LD-WSCCD: Eq. (9)'s ground-truth mask plus the
+      regions the aggregated refinement output finds, Sec. III.D.3).
 
     Teacher detections are those of ``teacher.predict(..., rescale=False)``
     (its ``test_cfg``: score threshold, NMS, ``max_per_img``), run under
@@ -434,7 +441,7 @@ class FGDDistiller(BaseDetector):
     def _uses_teacher_boxes(self, batch_data_samples: SampleList
                             ) -> List[bool]:
         """Per image, whether its mask comes from the teacher's boxes."""
-        if self.fg_boxes == 'gt':
+        if self.fg_boxes in ('gt', 'student', 'gt+student'):
             return [False] * len(batch_data_samples)
         if self.fg_boxes == 'teacher':
             return [True] * len(batch_data_samples)
@@ -471,10 +478,14 @@ class FGDDistiller(BaseDetector):
         finally:
             self._recording = False
         records, self._records = self._records, {}
-        fg_bboxes = [
-            teacher_boxes[i] if use_teacher[i] else ds.gt_instances.bboxes
-            for i, ds in enumerate(batch_data_samples)
-        ]
+        if self.fg_boxes in ('student', 'gt+student'):
+            fg_bboxes = self._student_boxes(batch_data_samples,
+                                            batch_inputs.device)
+        else:
+            fg_bboxes = [
+                teacher_boxes[i] if use_teacher[i] else ds.gt_instances.bboxes
+                for i, ds in enumerate(batch_data_samples)
+            ]
         batch_input_shape = tuple(batch_inputs.shape[-2:])
         for name in self.pair_names:
             for side in ('student', 'teacher'):
@@ -488,11 +499,37 @@ class FGDDistiller(BaseDetector):
                                              records[('teacher', name)],
                                              fg_bboxes, batch_input_shape)
             losses[f'loss_fgd_{name}'] = loss * self.distill_weight
-        if self.fg_boxes != 'gt':
+        if self.fg_boxes in ('teacher', 'gt_or_teacher'):
             counts = [len(b) for b, t in zip(fg_bboxes, use_teacher) if t]
             losses['fgd_teacher_boxes'] = batch_inputs.new_tensor(
                 sum(counts) / max(len(counts), 1))
         return losses
+
+    def _student_boxes(self, batch_data_samples: SampleList,
+                       device) -> List[Tensor]:
+        """Mask boxes of ``fg_boxes='student'`` / ``'gt+student'``.
+
+        Returns:
+            list[Tensor]: ``B`` tensors ``Tensor[n_i, 4]``: the student's
+            ``distill_boxes`` (after its ``loss``), preceded by the image's
+            ground-truth boxes where they are known for ``'gt+student'``.
+        """
+        boxes = getattr(self.student, 'distill_boxes', None)
+        if boxes is None or len(boxes) != len(batch_data_samples):
+            raise RuntimeError(
+                f'FGDDistiller: fg_boxes={self.fg_boxes!r} needs a student '
+                'that sets `distill_boxes` (one Tensor[n, 4] per image) in '
+                f'its loss; {type(self.student).__name__} does not (use the '
+                "LDWSCCD detector, or fg_boxes='gt' / 'gt_or_teacher')")
+        out = []
+        for ds, b in zip(batch_data_samples, boxes):
+            b = get_box_tensor(b).detach().float().to(device).reshape(-1, 4)
+            if self.fg_boxes == 'gt+student' and gt_boxes_known(ds) and \
+                    'gt_instances' in ds and len(ds.gt_instances) > 0:
+                gt = get_box_tensor(ds.gt_instances.bboxes).float().to(device)
+                b = torch.cat([gt.reshape(-1, 4), b])
+            out.append(b)
+        return out
 
     def _zero_distill_losses(self) -> Dict[str, Tensor]:
         """Zero FGD losses that still touch every FGD parameter.
@@ -506,7 +543,7 @@ class FGDDistiller(BaseDetector):
             params = list(self.distill_losses[name].parameters())
             zero = torch.zeros((), device=device)
             out[f'loss_fgd_{name}'] = zero + sum(p.sum() * 0 for p in params)
-        if self.fg_boxes != 'gt':
+        if self.fg_boxes in ('teacher', 'gt_or_teacher'):
             out['fgd_teacher_boxes'] = torch.zeros((), device=device)
         return out
 

@@ -13,6 +13,14 @@ al., CVPR 2022). Equation numbers below are those of the FGD paper:
 - Eq. (7): attention imitation (:func:`fgd_attention_loss`);
 - Eq. (9): global relation loss through GcBlocks (:func:`fgd_global_loss`).
 
+LD-WSCCD's own equations (Sec. III.D.2) are the same terms without FGD's
+scale mask and global loss: Eq. (9) a binary ground-truth-box mask ``M``
+(``scale_mask=False``), Eq. (10)-(11) the attention above, Eq. (12) the
+masked feature imitation summed over ``C, H, W``, Eq. (13) the attention loss
+as a mean absolute error (``attention_reduction='mean'``), Eq. (14) ``L_dis =
+L_fea + L_att`` (``lambda_fgd=0``): the ``ld_wsccd`` preset of
+``configs/fgd/_base_/fgd_presets.py``.
+
 The math lives in small pure functions; :class:`FGDLoss` holds the learnable
 parts (the 1x1 align conv and the two GcBlocks) and the loss weights.
 """
@@ -106,9 +114,13 @@ def max_over_rectangles(num_imgs: int, height: int, width: int,
 def fgd_masks(gt_bboxes: Sequence[Tensor],
               batch_input_shape: Tuple[int, int],
               feat_shape: Tuple[int, int],
-              device: Union[torch.device, str, None] = None
-              ) -> Tuple[Tensor, Tensor]:
+              device: Union[torch.device, str, None] = None,
+              scale_mask: bool = True) -> Tuple[Tensor, Tensor]:
     """Foreground and background weight maps of FGD, Eq. (2)-(3).
+
+    With ``scale_mask=False`` the maps are LD-WSCCD's binary mask, Eq. (9):
+    ``fg = M`` (1 in every cell a box covers) and ``bg = 1 - M``, without
+    FGD's scale normalisation.
 
     A box ``(x1, y1, x2, y2)`` in pixels of the padded batch input (the
     feature map covers the padded input, so boxes are scaled by
@@ -137,11 +149,13 @@ def fgd_masks(gt_bboxes: Sequence[Tensor],
         feat_shape (tuple[int, int]): ``(H, W)`` of the feature map.
         device (torch.device | str, optional): Device of the maps. Defaults
             to the device of the boxes.
+        scale_mask (bool): FGD's scale mask ``S`` (True) or LD-WSCCD's
+            binary mask of Eq. (9) (False).
 
     Returns:
         tuple[Tensor, Tensor]: ``fg`` and ``bg``, both ``Tensor[B, H, W]``
         float32; ``fg`` holds ``M * S`` and ``bg`` holds ``(1 - M) * S`` of
-        Eq. (6).
+        Eq. (6) (``M`` and ``1 - M`` with ``scale_mask=False``).
     """
     num_imgs = len(gt_bboxes)
     H, W = int(feat_shape[0]), int(feat_shape[1])
@@ -170,6 +184,10 @@ def fgd_masks(gt_bboxes: Sequence[Tensor],
         fg = max_over_rectangles(num_imgs, H, W, img_ids, lo, hi, weight)
     else:
         fg = torch.zeros(num_imgs, H, W, dtype=torch.float32, device=device)
+    if not scale_mask:
+        # LD-WSCCD Eq. (9): M = 1 inside a ground-truth box, 0 elsewhere
+        fg = (fg > 0).float()
+        return fg, 1. - fg
     # Eq. (3): S = 1 / N_bg outside all boxes, N_bg = sum(1 - M).
     bg = (fg == 0).float()
     bg = bg / bg.sum(dim=(1, 2), keepdim=True).clamp(min=1.0)
@@ -221,6 +239,7 @@ def fgd_feature_loss(feat_s: Tensor, feat_t: Tensor, fg: Tensor, bg: Tensor,
         tuple[Tensor, Tensor]: Scalar foreground and background losses.
     """
     num_imgs = feat_s.shape[0]
+    # FGD Eq. (6) / LD-WSCCD Eq. (12): sum_k,i,j mask A^S A^C (F_T - f(F_S))^2
     sq = (feat_t - feat_s).pow(2)
     per_pixel = (sq * channel_t[:, :, None, None]).sum(dim=1) * spatial_t
     loss_fg = (per_pixel * fg.to(per_pixel.dtype)).sum() / num_imgs
@@ -228,12 +247,18 @@ def fgd_feature_loss(feat_s: Tensor, feat_t: Tensor, fg: Tensor, bg: Tensor,
     return loss_fg, loss_bg
 
 
-def fgd_attention_loss(spatial_s: Tensor, channel_s: Tensor,
-                       spatial_t: Tensor, channel_t: Tensor) -> Tensor:
+def fgd_attention_loss(spatial_s: Tensor,
+                       channel_s: Tensor,
+                       spatial_t: Tensor,
+                       channel_t: Tensor,
+                       reduction: str = 'sum') -> Tensor:
     """Attention imitation of Eq. (7), before ``gamma``.
 
-    ``L1(A_S_t, A_S_s) + L1(A_C_t, A_C_s)``, summed and averaged over the
-    batch.
+    ``reduction='sum'`` (FGD): ``L1(A_S_t, A_S_s) + L1(A_C_t, A_C_s)``,
+    summed over positions / channels and averaged over the batch.
+    ``reduction='mean'`` (LD-WSCCD Eq. (13), ``l`` = mean absolute error):
+    the mean over the ``H * W`` positions plus the mean over the ``C``
+    channels, averaged over the batch.
 
     Args:
         spatial_s (Tensor): Student spatial attention, ``Tensor[B, H, W]``.
@@ -241,9 +266,18 @@ def fgd_attention_loss(spatial_s: Tensor, channel_s: Tensor,
         spatial_t (Tensor): Teacher spatial attention, ``Tensor[B, H, W]``.
         channel_t (Tensor): Teacher channel attention, ``Tensor[B, C]``.
 
+        reduction (str): ``'sum'`` (FGD) or ``'mean'`` (LD-WSCCD).
+
     Returns:
         Tensor: Scalar loss.
     """
+    if reduction == 'mean':
+        # LD-WSCCD Eq. (13): l(A_t^S, A_s^S) + l(A_t^C, A_s^C), l = MAE
+        return ((spatial_t - spatial_s).abs().flatten(1).mean(1) +
+                (channel_t - channel_s).abs().mean(1)).mean()
+    if reduction != 'sum':
+        raise ValueError(f"reduction must be 'sum' or 'mean', got "
+                         f'{reduction!r}')
     num_imgs = spatial_s.shape[0]
     return ((spatial_t - spatial_s).abs().sum() +
             (channel_t - channel_s).abs().sum()) / num_imgs
@@ -284,11 +318,18 @@ class FGDLoss(nn.Module):
         lambda_fgd (float): Weight of the global relation loss; 0 disables
             it (and builds no GcBlocks). Defaults to 5e-6.
         loss_weight (float): Multiplier of the whole loss. Defaults to 1.0.
+        scale_mask (bool): FGD's scale mask (True, Eq. (3)) or LD-WSCCD's
+            binary ground-truth-box mask (False, its Eq. (9)). Defaults to
+            True.
+        attention_reduction (str): ``'sum'`` (FGD Eq. (7): L1 summed over
+            positions and channels) or ``'mean'`` (LD-WSCCD Eq. (13): mean
+            absolute errors). Defaults to ``'sum'``.
 
     Presets (FGD paper / reference configs): RetinaNet ``alpha=1e-3,
     beta=5e-4, gamma=1e-3, lambda=5e-6``; Faster R-CNN ``alpha=5e-5,
-    beta=2.5e-5, gamma=5e-5, lambda=5e-7``; see ``configs/fgd/README.md``
-    for the SSD setting.
+    beta=2.5e-5, gamma=5e-5, lambda=5e-7``; LD-WSCCD (Eq. (9)-(14)):
+    ``scale_mask=False, attention_reduction='mean', lambda=0`` (weights in
+    ``configs/fgd/_base_/fgd_presets.py``); see ``configs/fgd/README.md``.
     """
 
     def __init__(self,
@@ -299,8 +340,16 @@ class FGDLoss(nn.Module):
                  beta_fgd: float = 5e-4,
                  gamma_fgd: float = 1e-3,
                  lambda_fgd: float = 5e-6,
-                 loss_weight: float = 1.0) -> None:
+                 loss_weight: float = 1.0,
+                 scale_mask: bool = True,
+                 attention_reduction: str = 'sum') -> None:
         super().__init__()
+        if attention_reduction not in ('sum', 'mean'):
+            raise ValueError(
+                "FGDLoss: attention_reduction must be 'sum' (FGD) or 'mean' "
+                f'(LD-WSCCD Eq. (13)), got {attention_reduction!r}')
+        self.scale_mask = bool(scale_mask)
+        self.attention_reduction = attention_reduction
         for name, value in (('student_channels', student_channels),
                             ('teacher_channels', teacher_channels)):
             if not isinstance(value, int) or value <= 0:
@@ -397,13 +446,14 @@ class FGDLoss(nn.Module):
         preds_T = preds_T.detach()
         feat_s = self.align(preds_S)
         fg, bg = fgd_masks(gt_bboxes, batch_input_shape, preds_T.shape[-2:],
-                           device=preds_T.device)
+                           device=preds_T.device, scale_mask=self.scale_mask)
         spatial_t, channel_t = fgd_attention(preds_T, self.temp)
         spatial_s, channel_s = fgd_attention(feat_s, self.temp)
         loss_fg, loss_bg = fgd_feature_loss(feat_s, preds_T, fg, bg,
                                             spatial_t, channel_t)
         loss_at = fgd_attention_loss(spatial_s, channel_s, spatial_t,
-                                     channel_t)
+                                     channel_t,
+                                     reduction=self.attention_reduction)
         w = self.loss_weight
         terms = dict(
             loss_fg=w * self.alpha_fgd * loss_fg,
@@ -421,4 +471,6 @@ class FGDLoss(nn.Module):
                 f'teacher_channels={self.teacher_channels}, temp={self.temp}, '
                 f'alpha_fgd={self.alpha_fgd}, beta_fgd={self.beta_fgd}, '
                 f'gamma_fgd={self.gamma_fgd}, lambda_fgd={self.lambda_fgd}, '
-                f'loss_weight={self.loss_weight}')
+                f'loss_weight={self.loss_weight}, scale_mask='
+                f'{self.scale_mask}, attention_reduction='
+                f'{self.attention_reduction!r}')

@@ -1,3 +1,4 @@
 from .oicr_head import OICRHead
+from .roi_extractors import MultiScaleFusionRoIExtractor
 
-__all__ = ['OICRHead']
+__all__ = ['OICRHead', 'MultiScaleFusionRoIExtractor']

@@ -274,9 +274,12 @@ class OICRHead(BaseModule):
     # ------------------------------------------------------------------ #
     # training
     # ------------------------------------------------------------------ #
-    def loss(self, x: Tuple[Tensor], rpn_results_list: InstanceList,
+    def loss(self,
+             x: Tuple[Tensor],
+             rpn_results_list: InstanceList,
              batch_data_samples: SampleList,
-             batch_img_labels: Tensor) -> Dict[str, Tensor]:
+             batch_img_labels: Tensor,
+             outputs: Optional[dict] = None) -> Dict[str, Tensor]:
         """Losses of a batch.
 
         Args:
@@ -286,6 +289,11 @@ class OICRHead(BaseModule):
             batch_data_samples (list[DetDataSample]): Their samples
                 (``gt_instances`` used for mixed supervision).
             batch_img_labels (Tensor[B, C]): Multi-hot image labels.
+            outputs (dict, optional): When given, filled with ``rois``
+                ``Tensor[N, 5]`` and ``refine_scores`` ``Tensor[N, C+1]``,
+                the aggregated (mean) softmax of the K refinement stages,
+                detached: the output a caller may mine boxes from (LD-WSCCD
+                supervises its distillation with it).
 
         Returns:
             dict[str, Tensor]: ``loss_mil``, ``loss_ref1`` ..
@@ -342,6 +350,12 @@ class OICRHead(BaseModule):
         if self.with_reg:
             losses['loss_reg'] = self._loss_reg(out['bbox_deltas'], rois,
                                                 targets, zero)
+        if outputs is not None:
+            outputs['rois'] = rois
+            outputs['refine_scores'] = torch.stack([
+                logits.detach().softmax(dim=1)
+                for logits in out['refine_logits']
+            ]).mean(0)
         return losses
 
     def _gt_of(self, data_sample) -> Tuple[Optional[Tensor],

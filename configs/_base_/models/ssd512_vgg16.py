@@ -30,7 +30,9 @@ model = dict(
         last_kernel_size=4,
         l2_norm_scale=20),
     bbox_head=dict(
-        type='SSDHead',
+        # mmdet's SSDHead, able to predict under mmdet 3.3
+        # (cervdet/models/dense_heads/ssd_multibox_head.py)
+        type='SSDMultiBoxHead',
         in_channels=(512, 1024, 512, 256, 256, 256, 256),
         num_classes=5,
         anchor_generator=dict(

@@ -284,3 +284,80 @@ def test_registered_in_mmdet_models():
     loss = MODELS.build(dict(type='FGDLoss', student_channels=2,
                              teacher_channels=4, lambda_fgd=0))
     assert isinstance(loss, FGDLoss) and loss.align.out_channels == 4
+
+
+# ------------------------------------------- LD-WSCCD Eq. (9)-(14) ------
+def test_ld_wsccd_binary_mask_eq9():
+    boxes = [torch.tensor([[0., 0., 16., 16.]]), torch.zeros(0, 4)]
+    fg, bg = fgd_masks(boxes, (64, 64), (4, 4), scale_mask=False)
+    expected = torch.zeros(2, 4, 4)
+    expected[0, 0, 0] = 1.  # the one cell inside the box: M = 1
+    assert torch.equal(fg, expected) and torch.equal(bg, 1. - expected)
+    # FGD's scale mask on the same box: 1/area inside, 1/N_bg outside
+    fg_s, bg_s = fgd_masks(boxes, (64, 64), (4, 4))
+    assert fg_s[0, 0, 0] == 1. and bg_s[0, 0, 1] == pytest.approx(1 / 15)
+
+
+def test_ld_wsccd_feature_loss_eq12_by_hand():
+    # teacher 1 everywhere (uniform attention: A^S = A^C = 1), student 0:
+    # every squared difference is 1; C = 2, H = W = 2, one foreground cell
+    loss = FGDLoss(2, 2, alpha_fgd=0.5, beta_fgd=0.25, gamma_fgd=1.0,
+                   lambda_fgd=0., scale_mask=False,
+                   attention_reduction='mean')
+    t, s = torch.ones(1, 2, 2, 2), torch.zeros(1, 2, 2, 2)
+    terms = loss(s, t, [torch.tensor([[0., 0., 8., 8.]])], (16, 16),
+                 return_components=True)
+    assert set(terms) == {'loss_fg', 'loss_bg', 'loss_at'}  # Eq. (14)
+    # Eq. (12): alpha * 1 cell * 2 channels, beta * 3 cells * 2 channels
+    assert terms['loss_fg'].item() == pytest.approx(0.5 * 2)
+    assert terms['loss_bg'].item() == pytest.approx(0.25 * 6)
+    # a zero student has uniform attention too: L_att = 0
+    assert terms['loss_at'].item() == pytest.approx(0.)
+    # FGD's scale mask instead: fg area 1, bg share 1/3 per cell
+    fgd = FGDLoss(2, 2, alpha_fgd=0.5, beta_fgd=0.25, lambda_fgd=0.)
+    terms = fgd(s, t, [torch.tensor([[0., 0., 8., 8.]])], (16, 16),
+                return_components=True)
+    assert terms['loss_fg'].item() == pytest.approx(0.5 * 2)
+    assert terms['loss_bg'].item() == pytest.approx(0.25 * 2)
+
+
+def test_ld_wsccd_attention_loss_eq13_is_a_mean_absolute_error():
+    spatial_t = torch.ones(1, 2, 2)
+    spatial_s = torch.tensor([[[2., 0.], [1., 1.]]])
+    channel_t = torch.tensor([[1., 1.]])
+    channel_s = torch.tensor([[1.5, 0.5]])
+    # Eq. (13): mean |.| over H*W (2/4) + mean |.| over C (1/2)
+    mean = fgd_attention_loss(spatial_s, channel_s, spatial_t, channel_t,
+                              reduction='mean')
+    assert mean.item() == pytest.approx(0.5 + 0.5)
+    # FGD's sum: 2 + 1
+    total = fgd_attention_loss(spatial_s, channel_s, spatial_t, channel_t)
+    assert total.item() == pytest.approx(3.)
+    # batch: the mean over images
+    two = fgd_attention_loss(spatial_s.repeat(2, 1, 1),
+                             channel_s.repeat(2, 1),
+                             torch.cat([spatial_t, spatial_s]),
+                             torch.cat([channel_t, channel_s]),
+                             reduction='mean')
+    assert two.item() == pytest.approx(0.5)
+    with pytest.raises(ValueError, match='reduction'):
+        fgd_attention_loss(spatial_s, channel_s, spatial_t, channel_t,
+                           reduction='max')
+    with pytest.raises(ValueError, match='attention_reduction'):
+        FGDLoss(2, 2, attention_reduction='max')
+
+
+def test_ld_wsccd_preset_is_eq9_to_14():
+    from mmengine.config import Config
+    from conftest import ROOT
+    presets = Config.fromfile(
+        str(ROOT / 'configs' / 'fgd' / '_base_' / 'fgd_presets.py'))
+    loss = FGDLoss(student_channels=4, teacher_channels=8,
+                   **{k: v for k, v in presets.ld_wsccd.items()
+                      if k != 'type'})
+    assert not loss.scale_mask and loss.attention_reduction == 'mean'
+    assert loss.global_s is None and loss.lambda_fgd == 0
+    fgd = FGDLoss(4, 8, **{k: v for k, v in presets.fgd_retinanet.items()
+                           if k != 'type'})
+    assert fgd.scale_mask and fgd.attention_reduction == 'sum'
+    assert fgd.global_s is not None

@@ -267,3 +267,20 @@ def test_config_checks():
     x, proposals, samples = make_inputs()
     with pytest.raises(ValueError, match='batch_img_labels'):
         build_head().loss(x, proposals, samples, torch.zeros(2, 3))
+
+
+def test_loss_outputs_hold_the_aggregated_refinement_output():
+    """``outputs`` gets the mean of the K stages' softmax (detached): what
+    LD-WSCCD mines its distillation boxes from (Sec. III.D.3)."""
+    head = build_head()
+    x, proposals, samples = make_inputs()
+    img_labels = torch.tensor([[1., 0.], [1., 1.]])
+    outputs = {}
+    head.loss(x, proposals, samples, img_labels, outputs=outputs)
+    rois = bbox2roi([p.bboxes for p in proposals])
+    assert torch.equal(outputs['rois'], rois)
+    logits = head(x, rois)['refine_logits']
+    mean = torch.stack([lg.softmax(1) for lg in logits]).mean(0)
+    assert outputs['refine_scores'].shape == (80, NUM_CLASSES + 1)
+    assert torch.allclose(outputs['refine_scores'], mean, atol=1e-6)
+    assert not outputs['refine_scores'].requires_grad

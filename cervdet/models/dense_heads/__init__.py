@@ -1,0 +1,3 @@
+from .ssd_multibox_head import SSDMultiBoxHead
+
+__all__ = ['SSDMultiBoxHead']

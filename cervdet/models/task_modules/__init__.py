@@ -1,0 +1,3 @@
+from .prior_generators import *  # noqa: F401,F403
+
+__all__ = prior_generators.__all__  # noqa: F405
