@@ -523,6 +523,6 @@ def test_round_trip_from_dinopretrain_config_into_detector(tmp_path):
     # the ViT-S/16 config's backbone has mmpretrain VisionTransformer keys
     from mmpretrain.models.backbones import VisionTransformer
     vit_cfg = knn.build_backbone(
-        str(SSL_CONFIGS / 'dino_vit-small-p16_adamw-100e_cervical-tiles.py'))
+        str(SSL_CONFIGS / 'dino_vit-small-p16_adamw-300e_cervical-tiles.py'))
     ref = VisionTransformer(arch='deit-small', patch_size=16, img_size=224)
     assert not any(conv.check_load(ref, vit_cfg.state_dict()).values())
