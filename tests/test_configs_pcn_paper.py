@@ -163,3 +163,28 @@ def test_stage2_with_the_paper_optimiser_learns_on_real_cric_patches(
         losses.append(loss.item())
     first, last = sum(losses[:8]) / 8, sum(losses[-8:]) / 8
     assert last < 0.85 * first, (first, last)
+
+
+def test_stage1_and_stage3_losses_and_optimiser_follow_sec_2_4_and_3_1():
+    for path in (ROOT / 'configs' / 'retinanet' /
+                 'retinanet_r50_fpn_adam-24e_cervical-mosaic-bethesda-1024.py',
+                 STAGE3):
+        cfg = Config.fromfile(str(path))
+        head = cfg.model.bbox_head
+        # Sec. 2.4: Smooth-L1 regression; RetinaNet's focal classification
+        assert head.loss_bbox == dict(type='SmoothL1Loss', beta=0.11,
+                                      loss_weight=1.0)
+        assert head.loss_cls.type == 'FocalLoss'
+        opt = cfg.optim_wrapper.optimizer
+        assert (opt.type, opt.lr, opt.weight_decay) == ('Adam', 4e-5, 0.)
+        assert cfg.train_pipeline[2].scale == (1024, 1024)  # Sec. 2
+    model = Config.fromfile(str(STAGE3)).model
+    # Sec. 2.2-2.4: margin 0.05, alpha 0.25, beta 1, K = 10, 7x7 ROIs,
+    # 56x56 local-scale map (SE-ResNeXt stage 1 at 224 px), 224 px patches
+    assert model.loss_rank == dict(type='RankingLoss', margin=0.05,
+                                   loss_weight=0.25)
+    assert model.loss_rcc == dict(type='RCCLoss', loss_weight=1.0)
+    assert model.distill_cfg.topk == 10
+    assert model.roi_extractor.roi_layer.output_size == 7
+    assert model.roi_extractor.out_channels == 256
+    assert model.pcn_local_stage == 0 and model.patch_cfg.size == 224
