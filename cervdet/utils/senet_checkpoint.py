@@ -17,6 +17,11 @@ config says, as mmpretrain's configs do with their URLs::
 there is found offline) and renames its keys; ``senet://<path>`` reads a local
 file of Cadene's, timm's or mmpretrain's layout. ``convert_senet_state_dict``
 is the key mapping itself.
+
+One architectural difference remains: Cadene's stem max-pool is
+``MaxPool2d(3, 2, ceil_mode=True)``, mmpretrain's ``MaxPool2d(3, 2,
+padding=1)``; both give 56x56 at 224 px but sample windows shifted by one
+pixel, which fine-tuning absorbs (timm's stem matches mmpretrain's).
 """
 import os.path as osp
 import re
