@@ -426,6 +426,13 @@ def test_knn_eval_paper_runs_and_whole_set_transfer(shared_data, tmp_path):
         assert r['sensitivity'] == pytest.approx(
             np.mean(r['per_run_sensitivity']))
         assert 0. <= r['specificity'] <= 100.
+        assert 0. <= r['source_weighted_f1'] <= 100.
+    # exactly one k is marked: the best binary weighted F1 of the source
+    chosen = [r for r in whole if r['k_selected_by_source']]
+    assert len(chosen) == 1 and chosen[0]['source_weighted_f1'] == max(
+        r['source_weighted_f1'] for r in whole)
+    table = knn.markdown_table(rep['results'])
+    assert f"| dino | beth | whole herlev->beth | {chosen[0]['k']} |" in table
     # within-set rows of a --runs row: one split per model (2, not 4)
     herlev_rows = [r for r in rep['results'] if r['data'] == 'herlev']
     assert all(len(r['per_split_weighted_f1']) == 2 for r in herlev_rows)

@@ -314,10 +314,13 @@ def knn_transfer_sensitivity(src_feats: Union[Tensor, Sequence[Tensor]],
     is classified; sensitivity = share predicted positive. Mean +- std is
     over runs (one feature pair per pre-trained model). Target negatives,
     which the paper's target set does not have, give the specificity
-    (reported apart, not part of the paper's number). On a positives-only
-    target the weighted F1 is ``2 s / (1 + s)`` of the sensitivity ``s``, so
-    the paper's "k that maximizes the weighted F1" is the k of the largest
-    sensitivity.
+    (reported apart, not part of the paper's number). Every ``k`` is
+    returned; which one to report is the caller's choice: on a
+    positives-only target the weighted F1 is ``2 s / (1 + s)`` of the
+    sensitivity ``s``, so "the k that maximizes the weighted F1" taken on the
+    target is the k of the largest sensitivity, which a large k wins by
+    voting the source's majority class; ``tools/ssl/knn_eval.py`` takes it
+    from the source's own binary k-NN instead.
 
     Args:
         src_feats (Tensor[N, C] | list): Source features, or one per run.
