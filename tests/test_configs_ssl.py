@@ -33,8 +33,8 @@ def _build(model_cfg):
 
 
 def test_expected_configs_exist():
-    assert {'dino_resnet50_sgd-100e_cervical-tiles.py',
-            'dino_vit-small-p16_adamw-100e_cervical-tiles.py',
+    assert {'dino_resnet50_sgd-300e_cervical-tiles.py',
+            'dino_vit-small-p16_adamw-300e_cervical-tiles.py',
             'dino_resnet18-w32_sgd-cpu_cervical-tiles.py',
             'dino_vit-tiny-p16_adamw-cpu_cervical-tiles.py'} <= set(CONFIGS)
 
@@ -70,10 +70,19 @@ def test_config_builds_with_dino_settings(name):
         assert opt.weight_decay == 0.04 and wd[0].eta_min_ratio == 10.
     else:
         assert opt.weight_decay == 1e-4 and opt.momentum == 0.9
-    if '100e' in name:  # the official recipes
+    if '300e' in name:  # the paper's runs (Stegmueller et al. Sec. 3.1)
         assert model.head.out_channels == 65536
+        total = 192 if 'vit' in name else 256
+        assert cfg.train_dataloader.batch_size * cfg.num_gpus == total
+        assert cfg.auto_scale_lr.base_batch_size == total
+        assert cfg.train_cfg.max_epochs == cfg.max_epochs == 300
+        assert max(s.end for s in cfg.param_scheduler) == 300
+        # DINO's lr is given per 256 images and scaled linearly
         assert opt.lr == pytest.approx(
-            (5e-4 if 'vit' in name else 0.03) * 512 / 256)
+            (5e-4 if 'vit' in name else 0.03) * total / 256)
+        assert model.head.norm_last_layer is ('vit' not in name)
+        assert model.loss_module.teacher_temp == (0.07 if 'vit' in name
+                                                  else 0.04)
 
 
 def test_official_crop_scales_and_local_pipeline(shared_data):

@@ -1,10 +1,13 @@
 from .checkpoint_compat import (checkpoint_safe_globals,
                                 register_checkpoint_safe_globals)
 from .dist import init_dist_device_agnostic, shutdown_dist
+from .senet_checkpoint import (SENET_URLS, convert_senet_state_dict,
+                               load_senet_checkpoint)
 
 __all__ = [
     'checkpoint_safe_globals', 'register_checkpoint_safe_globals',
-    'init_dist_device_agnostic', 'shutdown_dist'
+    'init_dist_device_agnostic', 'shutdown_dist', 'SENET_URLS',
+    'convert_senet_state_dict', 'load_senet_checkpoint'
 ]
 from .slide_merge import (concat_dets, drop_edge_boxes, index_dets,  # noqa
                           merge_detections)

@@ -9,7 +9,7 @@
 # 1.4k tiles of configs/ssl/README.md), k-NN on Herlev at 96 px every
 # 5 epochs.
 #   python tools/train.py configs/ssl/dino_resnet18-w32_sgd-cpu_cervical-tiles.py
-_base_ = ['./dino_resnet50_sgd-100e_cervical-tiles.py']
+_base_ = ['./dino_resnet50_sgd-300e_cervical-tiles.py']
 
 # the ResNet-50 recipe's model, data and runtime, CPU-sized:
 out_channels = 4096

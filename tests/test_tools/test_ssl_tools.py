@@ -399,6 +399,51 @@ def test_knn_eval_cli_rows_transfer_and_json(shared_data, tmp_path):
     assert knn.main([str(a) for a in args[2:]]) == 2  # refuses to overwrite
 
 
+def test_knn_eval_paper_runs_and_whole_set_transfer(shared_data, tmp_path):
+    """Table 3 protocol: fit on all of the source, sensitivity on the
+    target's positives, mean +- std over the models of a --runs row."""
+    herlev = _tiny_set(shared_data / 'herlev', tmp_path / 'herlev', 4)
+    beth = _tiny_set(shared_data / 'cric_crops_bethesda', tmp_path / 'beth', 3)
+    from mmpretrain.models.backbones import ResNet
+    ckpts = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        _fake_dino_ckpt(tmp_path / f'dino{seed}.pth', ResNet(**R18_W32))
+        ckpts.append(str(tmp_path / f'dino{seed}.pth'))
+    out = tmp_path / 'knn.json'
+    rc = knn.main(['--runs', 'dino=resnet18-w32,' + ','.join(ckpts),
+                   '--data', f'herlev={herlev}', '--data', f'beth={beth}',
+                   '--transfer-whole', 'herlev:beth', '--img-size', '32',
+                   '--topk', '1', '3', '--out', str(out), '--no-progress'])
+    assert rc == 0
+    rep = json.loads(out.read_text())
+    whole = [r for r in rep['results']
+             if r['protocol'] == 'whole herlev->beth']
+    assert sorted(r['k'] for r in whole) == [1, 3]
+    for r in whole:
+        # 5 abnormal Bethesda classes x 3 crops are the target positives
+        assert r['num_positives'] == 15 and len(r['per_run_sensitivity']) == 2
+        assert r['sensitivity'] == pytest.approx(
+            np.mean(r['per_run_sensitivity']))
+        assert 0. <= r['specificity'] <= 100.
+        assert 0. <= r['source_weighted_f1'] <= 100.
+    # exactly one k is marked: the best binary weighted F1 of the source
+    chosen = [r for r in whole if r['k_selected_by_source']]
+    assert len(chosen) == 1 and chosen[0]['source_weighted_f1'] == max(
+        r['source_weighted_f1'] for r in whole)
+    table = knn.markdown_table(rep['results'])
+    assert f"| dino | beth | whole herlev->beth | {chosen[0]['k']} |" in table
+    # within-set rows of a --runs row: one split per model (2, not 4)
+    herlev_rows = [r for r in rep['results'] if r['data'] == 'herlev']
+    assert all(len(r['per_split_weighted_f1']) == 2 for r in herlev_rows)
+    assert rep['protocol']['transfer_whole'] == ['herlev:beth']
+    assert knn.main(['--runs', 'x=resnet18-w32,a.pth', '--data',
+                     f'herlev={herlev}', '--no-progress']) == 2
+    assert knn.main(['--backbone', 'resnet18-w32', '--data',
+                     f'herlev={herlev}', '--transfer-whole', 'herlev:nope',
+                     '--no-progress']) == 2
+
+
 def test_knn_eval_bad_arguments(tmp_path):
     parse = knn.parse_args
     with pytest.raises(ValueError, match='--backbone or --row'):
@@ -485,6 +530,6 @@ def test_round_trip_from_dinopretrain_config_into_detector(tmp_path):
     # the ViT-S/16 config's backbone has mmpretrain VisionTransformer keys
     from mmpretrain.models.backbones import VisionTransformer
     vit_cfg = knn.build_backbone(
-        str(SSL_CONFIGS / 'dino_vit-small-p16_adamw-100e_cervical-tiles.py'))
+        str(SSL_CONFIGS / 'dino_vit-small-p16_adamw-300e_cervical-tiles.py'))
     ref = VisionTransformer(arch='deit-small', patch_size=16, img_size=224)
     assert not any(conv.check_load(ref, vit_cfg.state_dict()).values())

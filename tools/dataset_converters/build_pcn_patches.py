@@ -8,10 +8,23 @@ stage 3 (:func:`cervdet.models.layers.patch_regions` and
 :func:`cervdet.models.layers.crop_patches`), so the PCN is trained on exactly
 the kind of patch it is shown during distillation.
 
+The paper trains the PCN on "a new dataset of 5000 positive and negative
+224x224 cell patches" collected apart from the detection images (Sec. 3.1).
+From a set with annotated fields (the CRIC fields of
+``tools/dataset_converters/cric_to_coco.py``) build it from the *train and
+val fields only* and name the detector's test split in ``--forbid-fields``:
+any field of that file found among the patch splits is an error, so no test
+field reaches the PCN (splits are per field, as the COCO files are).
+
 Negatives:
 
 - boxes of categories named in ``--normal-classes`` (e.g. ``NILM``), when the
   set annotates normal cells;
+- marked cells that are not boxes of the label set (``images[].other_points``
+  of the CRIC COCO files, e.g. the NILM cells of the ``abnormal5`` set), when
+  their ``bethesda_class`` is a normal class: a box of an abnormal-box size
+  centred on the marked nucleus. Points of other classes are kept clear of
+  negatives like abnormal boxes;
 - unannotated cells: dark objects (nuclei, cell bodies: Otsu threshold of the
   grey image, connected components) whose centre lies outside every abnormal
   box;
@@ -38,6 +51,14 @@ Example (the mosaic set of ``build_mosaic.py``)::
     python tools/dataset_converters/build_pcn_patches.py \\
         --coco-root data/cervical-mosaic-bethesda-1024 \\
         --out-dir data/cervical-pcn-patches-1024
+
+The real CRIC fields (images in one folder, splits per field)::
+
+    python tools/dataset_converters/build_pcn_patches.py \\
+        --coco-root data/cric-cervix --splits train val \\
+        --img-dir data/cric-cervix/images \\
+        --forbid-fields data/cric-cervix/annotations/test.json \\
+        --out-dir data/cric-pcn-patches
 """
 import argparse
 import json
@@ -196,6 +217,44 @@ def sample_negative_boxes(img: np.ndarray, abnormal: np.ndarray,
     return boxes, src
 
 
+def point_boxes(points: Sequence[Dict], normal_classes: Sequence[str],
+                 size_pool: np.ndarray, rng: np.random.Generator
+                 ) -> Tuple[np.ndarray, np.ndarray]:
+    """Boxes around the marked cells of ``images[].other_points``.
+
+    Args:
+        points (Sequence[dict]): ``{"point": [x, y], "bethesda_class": str}``
+            entries (CRIC COCO contract).
+        normal_classes (Sequence[str]): Classes whose points are negatives.
+        size_pool (np.ndarray[P, 2]): ``(w, h)`` to draw the box sizes from.
+        rng (np.random.Generator): Random generator.
+
+    Returns:
+        tuple: ``(normal [n, 4], other [m, 4])`` boxes centred on the points:
+        of a normal class, and of any other class (to be avoided).
+    """
+    if not points:
+        return np.zeros((0, 4)), np.zeros((0, 4))
+    try:
+        xy = np.array([p['point'] for p in points], np.float64).reshape(-1, 2)
+        is_normal = np.array([p['bethesda_class'] in normal_classes
+                              for p in points], bool)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(
+            'images[].other_points entries must be {"point": [x, y], '
+            f'"bethesda_class": str, ...}} (CRIC COCO contract): {e!r}')
+    boxes = boxes_at(xy, size_pool[rng.integers(len(size_pool),
+                                                size=len(xy))])
+    return boxes[is_normal], boxes[~is_normal]
+
+
+def field_key(info: Dict) -> str:
+    """Identity of a field: its CRIC image id when given, else its stem."""
+    if 'cric_image_id' in info:
+        return f"cric:{info['cric_image_id']}"
+    return Path(info['file_name']).stem
+
+
 def load_coco_split(ann_file: Path, normal_classes: Sequence[str]
                     ) -> Tuple[Dict, List[Dict], List[str], Dict[int, str]]:
     """Read a COCO detection file.
@@ -229,6 +288,7 @@ def build_pcn_patches(out_dir, splits: Dict[str, Tuple[Path, Path]],
                       jitter_scale: float = 0.1, cell_fraction: float = 0.7,
                       neg_max_iou: float = 0.1,
                       fill_bgr: Sequence[float] = IMAGENET_MEAN_BGR,
+                      forbid_fields: Sequence[Path] = (),
                       seed: int = 0, jpeg_quality: int = 95,
                       overwrite: bool = False, progress: bool = True) -> Dict:
     """Cut PCN patches out of COCO detection splits.
@@ -252,6 +312,10 @@ def build_pcn_patches(out_dir, splits: Dict[str, Tuple[Path, Path]],
         cell_fraction (float): Share of negatives centred on cells.
         neg_max_iou (float): Largest IoU of a negative with an abnormal box.
         fill_bgr (Sequence[float]): Colour outside the image (BGR).
+        forbid_fields (Sequence[Path]): COCO files (the detector's test
+            split) whose fields must not be in any patch split; a field is
+            identified by ``cric_image_id`` when present, else by the stem of
+            ``file_name``.
         seed (int): Seed of all random choices.
         jpeg_quality (int): JPEG quality of the patches.
         overwrite (bool): Replace a previous build in ``out_dir``.
@@ -279,6 +343,19 @@ def build_pcn_patches(out_dir, splits: Dict[str, Tuple[Path, Path]],
     t0 = time.time()
     loaded = {s: load_coco_split(a, normal_classes)
               for s, (a, _) in splits.items()}
+    for forbid in forbid_fields:
+        banned = {field_key(im): im['file_name']
+                  for im in load_coco_split(forbid, normal_classes)[0].values()}
+        for s, (images, _, _, _) in loaded.items():
+            clash = sorted(banned[field_key(im)] for im in images.values()
+                           if field_key(im) in banned)
+            if clash:
+                raise ValueError(
+                    f'split {s} ({splits[s][0]}) holds {len(clash)} field(s) '
+                    f'of {forbid} (--forbid-fields), e.g. {clash[:3]}: the '
+                    'PCN must not see the detector\'s test fields. Build the '
+                    'patches from the train/val splits only (--splits train '
+                    'val).')
     abnormal_names = next(iter(loaded.values()))[2]
     for s, (_, _, names, _) in loaded.items():
         if names != abnormal_names:
@@ -333,6 +410,11 @@ def build_pcn_patches(out_dir, splits: Dict[str, Tuple[Path, Path]],
                                    else 1 + abnormal_names.index(name))
             abn = np.array(abn, np.float64).reshape(-1, 4)
             nrm = np.array(nrm, np.float64).reshape(-1, 4)
+            # marked cells that are not boxes of this label set (CRIC)
+            pt_nrm, pt_other = point_boxes(info.get('other_points') or [],
+                                           normal_classes, sizes, rng)
+            nrm = np.concatenate([nrm, pt_nrm], 0)
+            avoid = np.concatenate([abn, pt_other], 0)
             pos = np.repeat(abn, pos_per_box, axis=0)
             pos_lbl = np.repeat(np.array(abn_lbl, np.int64), pos_per_box)
             jit = np.tile(np.arange(pos_per_box) > 0, len(abn))
@@ -340,7 +422,7 @@ def build_pcn_patches(out_dir, splits: Dict[str, Tuple[Path, Path]],
             n_neg = int(round(neg_per_pos * len(pos))) if len(pos) else \
                 min_neg_per_image
             neg, neg_src = sample_negative_boxes(
-                img, abn, nrm, sizes, n_neg, rng, cell_fraction, neg_max_iou)
+                img, avoid, nrm, sizes, n_neg, rng, cell_fraction, neg_max_iou)
             neg = jitter_boxes(neg, rng, jitter_shift, jitter_scale)
             boxes = np.concatenate([pos, neg], 0)
             labels = np.concatenate([pos_lbl, np.zeros(len(neg), np.int64)])
@@ -382,6 +464,7 @@ def build_pcn_patches(out_dir, splits: Dict[str, Tuple[Path, Path]],
                       jitter_shift=jitter_shift, jitter_scale=jitter_scale,
                       cell_fraction=cell_fraction, neg_max_iou=neg_max_iou,
                       seed=seed),
+        forbid_fields=[str(f) for f in forbid_fields],
         counts=result['counts'], sources=result['sources'],
         build_seconds=round(time.time() - t0, 2))
     (out_dir / 'meta.json').write_text(json.dumps(meta, indent=1))
@@ -398,6 +481,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         'annotations/<split>.json + images/<split>/')
     p.add_argument('--splits', nargs='+', default=['train', 'val', 'test'],
                    help='splits of --coco-root to convert')
+    p.add_argument('--img-dir', type=Path,
+                   help='one image folder for all --coco-root splits '
+                        '(default: COCO_ROOT/images/<split>/)')
+    p.add_argument('--forbid-fields', nargs='+', type=Path, default=[],
+                   help="COCO files (the detector's test split) whose fields "
+                        'must not be used; an overlap is an error')
     p.add_argument('--split', nargs=3, action='append', default=[],
                    metavar=('NAME', 'ANN_FILE', 'IMG_DIR'),
                    help='an explicit split (repeatable), instead of --coco-root')
@@ -432,7 +521,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.coco_root is not None:
         for s in args.splits:
             splits[s] = (args.coco_root / 'annotations' / f'{s}.json',
-                         args.coco_root / 'images' / s)
+                         args.img_dir or args.coco_root / 'images' / s)
     for name, ann, img in args.split:
         splits[name] = (Path(ann), Path(img))
     try:
@@ -445,7 +534,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             min_neg_per_image=args.min_neg_per_image,
             jitter_shift=args.jitter_shift, jitter_scale=args.jitter_scale,
             cell_fraction=args.cell_fraction, neg_max_iou=args.neg_max_iou,
-            seed=args.seed, overwrite=args.overwrite)
+            forbid_fields=args.forbid_fields, seed=args.seed,
+            overwrite=args.overwrite)
     except (FileExistsError, FileNotFoundError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

@@ -5,12 +5,13 @@ Caron et al., "Emerging Properties in Self-Supervised Vision Transformers"
 training samples with the largest cosine similarity vote for their class with
 weight ``exp(sim / T)`` (``T = 0.07``), the class with the largest summed vote
 wins. Stegmüller et al. (ISBI 2023) report the weighted F1 of this classifier
-as mean and standard deviation over repeated random 75/25 splits of a labeled
-cell-crop set; :func:`knn_evaluate` implements that protocol and
+as mean and standard deviation over 4 random 75/25 splits of a labeled
+cell-crop set (Sec. 3.1); :func:`knn_evaluate` implements that protocol,
+:func:`knn_transfer_sensitivity` their transfer protocol (Table 3), and
 :class:`KNNMetric` runs it inside a validation loop, so a DINO run logs
 ``knn/weighted_f1_k20`` (a collapse shows as a drop to chance level)::
 
-    val_evaluator = dict(type='KNNMetric', topk=(10, 20), num_splits=5,
+    val_evaluator = dict(type='KNNMetric', topk=(10, 20), num_splits=4,
                          positive_classes=['ASC-US', 'ASC-H', 'LSIL',
                                            'HSIL', 'SCC'])
 
@@ -114,7 +115,7 @@ def weighted_knn_predict(train_feats: Tensor,
 
 def stratified_splits(labels: ArrayLike,
                       train_frac: float = 0.75,
-                      num_splits: int = 5,
+                      num_splits: int = 4,
                       seed: int = 0) -> List[Tuple[np.ndarray, np.ndarray]]:
     """Repeated random stratified train/test splits.
 
@@ -202,17 +203,36 @@ def _summarise(per_split: List[Dict], num_classes: int) -> Dict:
                 per_split_weighted_f1=wf1.tolist())
 
 
-def knn_evaluate(feats: Tensor,
+def _per_run(feats: Union[Tensor, Sequence[Tensor]], num_splits: int,
+             name: str) -> List[Tensor]:
+    """Normalised features of every split: one tensor shared, or one each."""
+    if isinstance(feats, (list, tuple)):
+        if len(feats) != num_splits:
+            raise ValueError(f'{name}: {len(feats)} feature sets (runs) for '
+                             f'{num_splits} splits; give one per split')
+        return [F.normalize(torch.as_tensor(f).float(), dim=1) for f in feats]
+    f = F.normalize(torch.as_tensor(feats).float(), dim=1)
+    return [f] * num_splits
+
+
+def knn_evaluate(feats: Union[Tensor, Sequence[Tensor]],
                  labels: ArrayLike,
                  topk: Sequence[int] = (10, 20),
                  T: float = 0.07,
-                 num_splits: int = 5,
+                 num_splits: int = 4,
                  train_frac: float = 0.75,
                  seed: int = 0,
                  num_classes: Optional[int] = None,
-                 test_feats: Optional[Tensor] = None,
+                 test_feats: Optional[Union[Tensor, Sequence[Tensor]]] = None,
                  test_labels: Optional[ArrayLike] = None) -> Dict[int, Dict]:
     """Weighted k-NN over repeated stratified splits, for each ``k``.
+
+    Stegmueller et al. (ISBI 2023) Sec. 3.1: "randomly split in
+    train/validation with a 75/25 partition ... mean and standard deviation
+    ... over 4 independent runs"; each of their runs also has its own DINO
+    model (one per stratified slide split). Give ``feats`` as a list of one
+    feature tensor per split for that (run ``s`` = split ``s`` with the
+    features of model ``s``); one tensor varies the split only.
 
     Within-set (``test_feats is None``): split ``(feats, labels)`` with
     :func:`stratified_splits`, fit on the train part, test on the rest.
@@ -224,7 +244,8 @@ def knn_evaluate(feats: Tensor,
     binary positive/negative).
 
     Args:
-        feats (Tensor[N, C]): Features (normalised here).
+        feats (Tensor[N, C] | list[Tensor[N, C]]): Features (normalised
+            here), or one set per split (``num_splits`` of them).
         labels (array-like[N]): int labels in ``[0, num_classes)``.
         topk (Sequence[int]): Values of ``k`` to evaluate.
         T (float): Vote temperature.
@@ -232,7 +253,8 @@ def knn_evaluate(feats: Tensor,
         train_frac (float): Train share of each class.
         seed (int): Split seed.
         num_classes (int, optional): Defaults to the largest label + 1.
-        test_feats (Tensor[M, C], optional): Features of set B (transfer).
+        test_feats (Tensor[M, C] | list, optional): Features of set B
+            (transfer), one set per split like ``feats``.
         test_labels (array-like[M], optional): Labels of set B.
 
     Returns:
@@ -240,29 +262,31 @@ def knn_evaluate(feats: Tensor,
         ``weighted_f1``, ``weighted_f1_std`` (%), class-wise ``f1`` and
         ``f1_std`` (lists of K values, %), ``per_split_weighted_f1``.
     """
-    feats = F.normalize(torch.as_tensor(feats).float(), dim=1)
+    run_feats = _per_run(feats, num_splits, 'feats')
     labels_t = torch.as_tensor(np.asarray(labels)).long().reshape(-1)
-    if labels_t.numel() != feats.shape[0]:
-        raise ValueError(f'{labels_t.numel()} labels for {feats.shape[0]} '
-                         'features')
+    if labels_t.numel() != run_feats[0].shape[0]:
+        raise ValueError(f'{labels_t.numel()} labels for '
+                         f'{run_feats[0].shape[0]} features')
     transfer = test_feats is not None
     if transfer:
         if test_labels is None:
             raise ValueError('transfer k-NN needs test_labels with test_feats')
-        t_feats = F.normalize(torch.as_tensor(test_feats).float(), dim=1)
+        run_t_feats = _per_run(test_feats, num_splits, 'test_feats')
         t_labels = torch.as_tensor(np.asarray(test_labels)).long().reshape(-1)
     else:
-        t_feats, t_labels = feats, labels_t
+        run_t_feats, t_labels = run_feats, labels_t
     if num_classes is None:
         num_classes = int(max(labels_t.max(), t_labels.max())) + 1
     splits_a = stratified_splits(labels_t, train_frac, num_splits, seed)
     splits_b = (stratified_splits(t_labels, train_frac, num_splits, seed)
                 if transfer else splits_a)
     per_k: Dict[int, List[Dict]] = {int(k): [] for k in topk}
-    for (train_idx, _), (_, test_idx) in zip(splits_a, splits_b):
+    for s, ((train_idx, _), (_, test_idx)) in enumerate(zip(splits_a,
+                                                              splits_b)):
         if test_idx.size == 0:
             raise ValueError('a k-NN split has no test sample: every class '
                              'has a single sample; label more data')
+        feats, t_feats = run_feats[s], run_t_feats[s]
         tr_f, tr_l = feats[train_idx], labels_t[train_idx]
         te_f, te_l = t_feats[test_idx], t_labels[test_idx]
         for k in per_k:
@@ -270,6 +294,81 @@ def knn_evaluate(feats: Tensor,
                                            normalize=False)
             per_k[k].append(f1_scores(pred, te_l, num_classes))
     return {k: _summarise(v, num_classes) for k, v in per_k.items()}
+
+
+def knn_transfer_sensitivity(src_feats: Union[Tensor, Sequence[Tensor]],
+                             src_labels: ArrayLike,
+                             tgt_feats: Union[Tensor, Sequence[Tensor]],
+                             tgt_labels: ArrayLike,
+                             topk: Sequence[int] = (10, 20),
+                             T: float = 0.07) -> Dict[int, Dict]:
+    """Transfer protocol of Table 3 (Stegmueller et al., ISBI 2023).
+
+    "A k-NN classifier is fitted on the binary version of Herlev (H) and/or
+    Sipakmed (S) ... and evaluated on the in-house set of positive
+    cells/tiles; hence the sensitivity is reported. The whole source and
+    target datasets are used; hence the randomness in the results is due to
+    the multiplicity of the DINO pre-trained models." So: no split; the
+    k-NN is fitted on *every* source sample (H+S: the sets concatenated by
+    the caller) with binary labels (1 = positive) and every target positive
+    is classified; sensitivity = share predicted positive. Mean +- std is
+    over runs (one feature pair per pre-trained model). Target negatives,
+    which the paper's target set does not have, give the specificity
+    (reported apart, not part of the paper's number). Every ``k`` is
+    returned; which one to report is the caller's choice: on a
+    positives-only target the weighted F1 is ``2 s / (1 + s)`` of the
+    sensitivity ``s``, so "the k that maximizes the weighted F1" taken on the
+    target is the k of the largest sensitivity, which a large k wins by
+    voting the source's majority class; ``tools/ssl/knn_eval.py`` takes it
+    from the source's own binary k-NN instead.
+
+    Args:
+        src_feats (Tensor[N, C] | list): Source features, or one per run.
+        src_labels (array-like[N]): Binary source labels (0/1).
+        tgt_feats (Tensor[M, C] | list): Target features, one per run like
+            ``src_feats``.
+        tgt_labels (array-like[M]): Binary target labels; needs >= 1
+            positive.
+        topk (Sequence[int]): Values of ``k``.
+        T (float): Vote temperature.
+
+    Returns:
+        dict[int, dict]: For each ``k``: ``sensitivity``,
+        ``sensitivity_std`` (%), ``per_run_sensitivity``, ``num_positives``
+        and, with target negatives, ``specificity`` / ``specificity_std``.
+    """
+    runs = len(src_feats) if isinstance(src_feats, (list, tuple)) else 1
+    src = _per_run(src_feats, runs, 'src_feats')
+    tgt = _per_run(tgt_feats, runs, 'tgt_feats')
+    y_src = torch.as_tensor(np.asarray(src_labels)).long().reshape(-1)
+    y_tgt = torch.as_tensor(np.asarray(tgt_labels)).long().reshape(-1)
+    for y, f, n in ((y_src, src[0], 'source'), (y_tgt, tgt[0], 'target')):
+        if y.numel() != f.shape[0]:
+            raise ValueError(f'{y.numel()} {n} labels for {f.shape[0]} '
+                             f'{n} features')
+        if not bool(((y == 0) | (y == 1)).all()):
+            raise ValueError(f'{n} labels must be binary 0/1 (1 = positive)')
+    pos = y_tgt == 1
+    if not bool(pos.any()):
+        raise ValueError('the target set has no positive sample: the '
+                         'sensitivity is undefined')
+    out = {}
+    for k in topk:
+        sens, spec = [], []
+        for fs, ft in zip(src, tgt):
+            pred, _ = weighted_knn_predict(fs, y_src, ft, int(k), T, 2,
+                                           normalize=False)
+            sens.append(100. * float((pred[pos] == 1).float().mean()))
+            if bool((~pos).any()):
+                spec.append(100. * float((pred[~pos] == 0).float().mean()))
+        r = dict(sensitivity=float(np.mean(sens)),
+                 sensitivity_std=float(np.std(sens)),
+                 per_run_sensitivity=sens, num_positives=int(pos.sum()))
+        if spec:
+            r.update(specificity=float(np.mean(spec)),
+                     specificity_std=float(np.std(spec)))
+        out[int(k)] = r
+    return out
 
 
 def best_k(results: Dict[int, Dict]) -> int:
@@ -330,7 +429,8 @@ class KNNMetric(BaseMetric):
     Args:
         topk (Sequence[int]): Values of ``k``. Defaults to (10, 20).
         temperature (float): Vote temperature ``T``. Defaults to 0.07.
-        num_splits (int): Number of random stratified splits. Defaults to 5.
+        num_splits (int): Number of random stratified splits. Defaults to 4
+            (the paper's "4 independent runs", Sec. 3.1).
         train_frac (float): Train share per class. Defaults to 0.75.
         seed (int): Split seed. Defaults to 0.
         positive_classes (Sequence[str | int], optional): Classes counted
@@ -346,7 +446,7 @@ class KNNMetric(BaseMetric):
     def __init__(self,
                  topk: Sequence[int] = (10, 20),
                  temperature: float = 0.07,
-                 num_splits: int = 5,
+                 num_splits: int = 4,
                  train_frac: float = 0.75,
                  seed: int = 0,
                  positive_classes: Optional[Sequence[Union[str, int]]] = None,
@@ -431,4 +531,5 @@ class KNNMetric(BaseMetric):
 
 
 __all__ = ['KNNMetric', 'weighted_knn_predict', 'stratified_splits',
-           'f1_scores', 'knn_evaluate', 'best_k', 'binary_labels']
+           'f1_scores', 'knn_evaluate', 'knn_transfer_sensitivity', 'best_k',
+           'binary_labels']

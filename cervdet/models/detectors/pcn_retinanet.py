@@ -217,6 +217,10 @@ class PCNRetinaNet(RetinaNet):
                     'stage than the one the PCN head classifies '
                     f'(out_indices {backbone.get("out_indices")})')
             backbone['out_indices'] = out_indices
+            # Every PCN weight comes from ``pcn_checkpoint`` (stage 2): its
+            # ImageNet initialisation (stage-2 config) is not downloaded.
+            backbone.pop('init_cfg', None)
+            pcn.pop('init_cfg', None)
             pcn['backbone'] = backbone
             # Build the classifier and its parts (backbone, head, data
             # preprocessor) in mmpretrain's scope, whatever the config's

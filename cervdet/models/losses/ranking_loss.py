@@ -35,6 +35,8 @@ def ranking_loss(det_scores: Tensor, pcn_scores: Tensor,
                          f'{tuple(pcn_scores.shape)}')
     if det_scores.numel() == 0:
         return det_scores.sum() * 0.
+    # Eq. 2: max{0, s_c - s_d + margin} per box; averaged over the boxes
+    # (the paper does not say how boxes are aggregated)
     hinge = (pcn_scores.detach().to(det_scores.dtype) - det_scores +
              margin).clamp(min=0)
     return hinge.mean()

@@ -45,9 +45,9 @@ def relation_matrix(feats: Tensor, eps: float = 1e-12) -> Tensor:
     Returns:
         Tensor[N, N]: Relation matrix ``R``.
     """
-    a = pool_features(feats)
-    gram = a @ a.t()
-    return F.normalize(gram, p=2, dim=1, eps=eps)
+    a = pool_features(feats)  # A: average pooling over space
+    gram = a @ a.t()  # Eq. 3 / 5: G = A A^T over all boxes of the batch
+    return F.normalize(gram, p=2, dim=1, eps=eps)  # Eq. 4 / 6: rows / L2
 
 
 def rcc_loss(roi_feats: Tensor, pcn_feats: Tensor) -> Tensor:
@@ -77,6 +77,7 @@ def rcc_loss(roi_feats: Tensor, pcn_feats: Tensor) -> Tensor:
         return pool_features(roi_feats).sum() * 0.
     relation_roi = relation_matrix(roi_feats)
     relation_pcn = relation_matrix(pcn_feats.detach().to(roi_feats.dtype))
+    # Eq. 7: sum (1 / BK) ||R^C - R^R||_2^2, BK = n selected boxes
     return ((relation_pcn - relation_roi)**2).sum() / n
 
 

@@ -3,8 +3,16 @@
 # patches, abnormal vs normal (label 0 = normal, 1 = abnormal). Shared by the
 # stage-2 config (configs/pcn/, as ``model``) and the stage-3 detectors
 # (configs/pcn_retinanet/, as ``model.pcn``), so both build the same network.
-# No ImageNet weights are fetched (this machine is offline); to start from
-# them, set backbone.init_cfg=dict(type='Pretrained', checkpoint=...).
+# ImageNet-initialised as in the paper (Sec. 2.1 "pre-trained", the authors'
+# code: Cadene's pretrainedmodels se_resnext50_32x4d). mmpretrain has no
+# SE-ResNeXt-50 ImageNet checkpoint, so ``senet://se_resnext50_32x4d``
+# (cervdet/utils/senet_checkpoint.py) downloads Cadene's file through
+# torch.hub and renames its keys to mmpretrain's. Offline: copy
+# se_resnext50_32x4d-a260b3a4.pth into $TORCH_HOME/hub/checkpoints/, or set
+#   --cfg-options model.backbone.init_cfg.checkpoint=senet:///path/to/file.pth
+# (Cadene, timm or mmpretrain layout); init_cfg=None trains from scratch.
+# In stage 3 the PCN's weights come from model.pcn_checkpoint (PCNRetinaNet
+# drops this init_cfg).
 pcn_model = dict(
     type='ImageClassifier',
     # The PCN's input normalisation; stage 3 converts the detector's crops to it.
@@ -22,7 +30,9 @@ pcn_model = dict(
         groups=32,
         width_per_group=4,
         se_ratio=16,
-        style='pytorch'),
+        style='pytorch',
+        init_cfg=dict(
+            type='Pretrained', checkpoint='senet://se_resnext50_32x4d')),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='LinearClsHead',

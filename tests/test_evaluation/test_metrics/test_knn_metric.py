@@ -10,6 +10,7 @@ from sklearn.metrics import f1_score
 
 from cervdet.evaluation.metrics import (KNNMetric, best_k, binary_labels,
                                         f1_scores, knn_evaluate,
+                                        knn_transfer_sensitivity,
                                         stratified_splits,
                                         weighted_knn_predict)
 from mmpretrain.registry import METRICS
@@ -151,6 +152,57 @@ def test_knn_evaluate_within_set_and_transfer():
     assert res[3]['accuracy'] == pytest.approx(0.)
     assert best_k({10: dict(weighted_f1=50.), 20: dict(weighted_f1=50.),
                    5: dict(weighted_f1=40.)}) == 10
+
+
+def test_paper_default_is_four_runs():
+    # Stegmueller et al. Sec. 3.1: mean +- std "over 4 independent runs"
+    assert KNNMetric().num_splits == 4
+    res = knn_evaluate(*_clusters(12, 2, 0.1, 0), topk=(1, ))
+    assert len(res[1]['per_split_weighted_f1']) == 4
+
+
+def test_runs_pair_each_split_with_its_own_model():
+    good, labels = _clusters(12, 2, 0.1, 0)
+    noise = torch.randn(good.shape, generator=torch.Generator().manual_seed(5))
+    res = knn_evaluate([good, noise], labels, topk=(1, ), num_splits=2)
+    per = res[1]['per_split_weighted_f1']
+    assert per[0] == pytest.approx(100.)  # split 0 uses model 0 (good)
+    only_noise = knn_evaluate(noise, labels, topk=(1, ), num_splits=2)
+    assert per[1] == pytest.approx(only_noise[1]['per_split_weighted_f1'][1])
+    with pytest.raises(ValueError, match='one per split'):
+        knn_evaluate([good, noise], labels, topk=(1, ), num_splits=3)
+
+
+def test_whole_set_transfer_sensitivity_hand_computed():
+    # source: positives at 0 deg, negatives at 90 deg (labels 1 / 0)
+    src = torch.tensor([_unit(0), _unit(5), _unit(90), _unit(85)])
+    y_src = [1, 1, 0, 0]
+    # target: positive at 10 deg (-> positive), positive at 80 deg
+    # (-> negative), negative at 20 deg (-> positive)
+    tgt = torch.tensor([_unit(10), _unit(80), _unit(20)])
+    y_tgt = [1, 1, 0]
+    res = knn_transfer_sensitivity(src, y_src, tgt, y_tgt, topk=(1, ))
+    assert res[1]['sensitivity'] == pytest.approx(50.)  # 1 of 2 positives
+    assert res[1]['specificity'] == pytest.approx(0.)  # 0 of 1 negative
+    assert res[1]['num_positives'] == 2 and res[1]['sensitivity_std'] == 0.
+    # two models: the second sees the 80-deg positive at 10 deg -> 100 %
+    tgt2 = torch.tensor([_unit(10), _unit(10), _unit(20)])
+    res = knn_transfer_sensitivity([src, src], y_src, [tgt, tgt2], y_tgt,
+                                   topk=(1, ))
+    assert res[1]['per_run_sensitivity'] == pytest.approx([50., 100.])
+    assert res[1]['sensitivity'] == pytest.approx(75.)
+    assert res[1]['sensitivity_std'] == pytest.approx(25.)  # population std
+    # every source sample votes (no split): k = 4 sums all four votes
+    w = lambda a, b: math.exp(math.cos(math.radians(a - b)) / 0.07)  # noqa
+    pos_vote = w(80, 0) + w(80, 5)
+    neg_vote = w(80, 90) + w(80, 85)
+    res = knn_transfer_sensitivity(src, y_src, tgt[1:2], [1], topk=(4, ))
+    assert neg_vote > pos_vote and res[4]['sensitivity'] == 0.
+    assert 'specificity' not in res[4]
+    with pytest.raises(ValueError, match='no positive'):
+        knn_transfer_sensitivity(src, y_src, tgt[2:], [0])
+    with pytest.raises(ValueError, match='binary'):
+        knn_transfer_sensitivity(src, [0, 1, 2, 0], tgt, y_tgt)
 
 
 def test_binary_labels():
