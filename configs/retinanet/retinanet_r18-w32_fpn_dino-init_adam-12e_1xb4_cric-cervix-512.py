@@ -7,5 +7,6 @@ _base_ = './retinanet_r18-w32_fpn_adam-12e_1xb4_cric-cervix-512.py'
 model = dict(
     backbone=dict(
         init_cfg=dict(
+            _delete_=True,
             type='Pretrained',
             checkpoint='data/pretrained/dino_r18-w32_cric-tiles.pth')))
