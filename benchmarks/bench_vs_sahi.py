@@ -20,10 +20,12 @@ overlap and score threshold, through
   gallery, overview, cell features and report written; no parquet).
 
 Each run is a fresh process (so the peak memory is the run's own):
-``model load`` is not timed; ``wall_s`` is image decode + slicing +
-detection + merging (+ cervdet's outputs); ``peak_mb`` is the highest summed
-PSS of the process and its children (DataLoader workers), sampled every
-20 ms after the model is loaded. Runs alternate (sahi, cervdet, sahi, ...)
+``model load`` is not timed (nor a one-tile warm-up run); ``wall_s`` is
+image decode + slicing + detection + merging (+ cervdet's outputs);
+``cpu_s`` the CPU seconds of the process and its reaped children over the
+same span (on a machine loaded by other jobs, CPU time measures the work,
+wall time also the waiting); ``peak_mb`` the highest memory of the process
+tree (:class:`PeakMemory`), sampled every 50 ms after the model is loaded. Runs alternate (sahi, cervdet, sahi, ...)
 ``--repeats`` times; the ratio is computed per pair, so a load change of the
 machine between pairs does not bias it. Then on the last outputs of each:
 
@@ -64,10 +66,14 @@ DEFAULT_CFG = ROOT / 'configs' / 'retinanet' / \
     'retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py'
 DEFAULT_FIELD = DATA / 'tct_field' / 'field_4096x2816.jpg'
 #: Columns of the printed / returned table (one row per input and tool).
-TABLE_COLUMNS = ('input', 'tool', 'tiles', 'wall_s', 'wall_std',
-                 'ratio_vs_sahi', 'ratio_std', 'peak_mb', 'boxes',
-                 'dup_pairs', 'dup_pairs_cls', 'border_multi', 'agree',
-                 'load_avg')
+TABLE_COLUMNS = ('input', 'tool', 'tiles', 'wall_s', 'cpu_s',
+                 'speedup_wall', 'speedup_wall_std', 'speedup_cpu',
+                 'speedup_cpu_std', 'peak_mb', 'boxes', 'dup_pairs',
+                 'dup_pairs_cls', 'border_multi', 'agree', 'load_avg')
+#: Tools compared: SAHI, SlideInferencer (default float32 path), the same
+#: with ``--no-optimize`` (the detector as built) and with ``--precision
+#: bf16``.
+TOOLS = ('sahi', 'cervdet', 'cervdet-noopt', 'cervdet-bf16')
 
 
 # ----------------------------------------------------------------------------
@@ -87,30 +93,38 @@ def _tree_pids(pid: int) -> List[int]:
     return out
 
 
-def _pss_mb(pid: int) -> float:
+_PAGE_MB = os.sysconf('SC_PAGE_SIZE') / 2**20
+
+
+def _statm_mb(pid: int):
+    """Resident and resident-shared (file-backed) MiB of ``pid``."""
     try:
-        with open(f'/proc/{pid}/smaps_rollup') as f:
-            for line in f:
-                if line.startswith('Pss:'):
-                    return int(line.split()[1]) / 1024.
-    except OSError:
-        pass
-    return 0.
+        with open(f'/proc/{pid}/statm') as f:
+            _, res, shared = (int(v) for v in f.read().split()[:3])
+        return res * _PAGE_MB, shared * _PAGE_MB
+    except (OSError, ValueError):
+        return 0., 0.
 
 
 class PeakMemory:
-    """Highest summed PSS (MiB) of this process and its children, sampled
-    every ``interval`` s in a thread between ``start()`` and ``stop()``."""
+    """Highest memory of this process and its children (MiB), sampled every
+    ``interval`` s in a thread between ``start()`` and ``stop()``: this
+    process's RSS plus each child's RSS without its file-backed shared pages
+    (libraries mapped by all; ``/proc/<pid>/statm``, cheap to read)."""
 
-    def __init__(self, interval: float = 0.02) -> None:
+    def __init__(self, interval: float = 0.05) -> None:
         self.interval = interval
         self.peak = 0.
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
-        self.peak = max(self.peak, sum(_pss_mb(p)
-                                       for p in _tree_pids(os.getpid())))
+        me = os.getpid()
+        total = 0.
+        for p in _tree_pids(me):
+            res, shared = _statm_mb(p)
+            total += res if p == me else res - shared
+        self.peak = max(self.peak, total)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -251,6 +265,14 @@ def _load_rgb(path: str) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process and its reaped children."""
+    import resource
+    a = resource.getrusage(resource.RUSAGE_SELF)
+    b = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
 def run_sahi(args) -> dict:
     from sahi import AutoDetectionModel
     from sahi.predict import get_sliced_prediction
@@ -266,17 +288,19 @@ def run_sahi(args) -> dict:
         slice_height=args.tile_size, slice_width=args.tile_size,
         overlap_height_ratio=ratio, overlap_width_ratio=ratio, verbose=0)
     mem = PeakMemory().start()
+    c0 = _cpu_s()
     t0 = time.perf_counter()
     img = _load_rgb(args.input)
     res = get_sliced_prediction(
         img, model, slice_height=args.tile_size, slice_width=args.tile_size,
         overlap_height_ratio=ratio, overlap_width_ratio=ratio, verbose=0)
     wall = time.perf_counter() - t0
+    cpu = _cpu_s() - c0
     peak = mem.stop()
     preds = res.object_prediction_list
     boxes = np.asarray([p.bbox.to_xyxy() for p in preds],
                        np.float32).reshape(-1, 4)
-    return dict(wall_s=wall, peak_mb=peak, bboxes=boxes.tolist(),
+    return dict(wall_s=wall, cpu_s=cpu, peak_mb=peak, bboxes=boxes.tolist(),
                 scores=[float(p.score.value) for p in preds],
                 labels=[int(p.category.id) for p in preds],
                 tiles=None, durations=res.durations_in_seconds)
@@ -287,6 +311,8 @@ def run_cervdet(args) -> dict:
     is_tiff = args.input.lower().endswith(('.tif', '.tiff'))
     inf = SlideInferencer(
         args.config, args.checkpoint, device='cpu',
+        optimize=args.tool != 'cervdet-noopt',
+        precision='bf16' if args.tool == 'cervdet-bf16' else 'fp32',
         tile_size=args.tile_size, overlap=args.overlap,
         batch_size=args.batch_size, num_workers=args.num_workers,
         score_thr=args.score_thr, use_mask=is_tiff, write_parquet=False,
@@ -299,9 +325,11 @@ def run_cervdet(args) -> dict:
                                np.uint8))
         inf.run(p, warm, overwrite=True)
     mem = PeakMemory().start()
+    c0 = _cpu_s()
     t0 = time.perf_counter()
     rep = inf.run(args.input, out, overwrite=True)
     wall = time.perf_counter() - t0
+    cpu = _cpu_s() - c0
     peak = mem.stop()
     if rep['status'] != 'done':
         raise RuntimeError(f'SlideInferencer failed: {rep}')
@@ -312,14 +340,15 @@ def run_cervdet(args) -> dict:
             boxes.append([float(row[k]) for k in ('x1', 'y1', 'x2', 'y2')])
             scores.append(float(row['score']))
             labels.append(int(row['label']))
-    return dict(wall_s=wall, peak_mb=peak, bboxes=boxes, scores=scores,
+    return dict(wall_s=wall, cpu_s=cpu, peak_mb=peak, bboxes=boxes,
+                scores=scores,
                 labels=labels, tiles=rep['tiles']['read'],
                 durations=rep['timing'])
 
 
-def child_main(argv: List[str]) -> None:
+def child_args(argv: List[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser()
-    p.add_argument('tool', choices=['sahi', 'cervdet'])
+    p.add_argument('tool', choices=TOOLS)
     p.add_argument('input')
     p.add_argument('config')
     p.add_argument('checkpoint')
@@ -329,20 +358,28 @@ def child_main(argv: List[str]) -> None:
     p.add_argument('--batch-size', type=int, default=4)
     p.add_argument('--num-workers', type=int, default=2)
     p.add_argument('--threads', type=int, default=2)
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def run_one(args: argparse.Namespace) -> dict:
     import torch
     torch.set_num_threads(args.threads)
     res = (run_sahi if args.tool == 'sahi' else run_cervdet)(args)
-    print('RESULT ' + json.dumps(res, default=float))
+    res['tool'] = args.tool
+    return res
 
 
 def run_child(tool: str, inp: Path, args) -> dict:
-    cmd = [sys.executable, __file__, '--child', tool, str(inp),
-           str(args.config), str(args.checkpoint),
-           '--tile-size', str(args.tile_size), '--overlap',
-           str(args.overlap), '--score-thr', str(args.score_thr),
-           '--batch-size', str(args.batch_size), '--num-workers',
-           str(args.num_workers), '--threads', str(args.threads)]
+    argv = [tool, str(inp), str(args.config), str(args.checkpoint),
+            '--tile-size', str(args.tile_size), '--overlap',
+            str(args.overlap), '--score-thr', str(args.score_thr),
+            '--batch-size', str(args.batch_size), '--num-workers',
+            str(args.num_workers), '--threads', str(args.threads)]
+    if getattr(args, 'in_process', False):  # tests: no fresh process
+        res = run_one(child_args(argv))
+        res['load_avg'] = os.getloadavg()[0]
+        return res
+    cmd = [sys.executable, str(Path(__file__).resolve()), '--child'] + argv
     env = dict(os.environ, PYTHONPATH=str(ROOT),
                OMP_NUM_THREADS=str(args.threads))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -362,47 +399,51 @@ def run_child(tool: str, inp: Path, args) -> dict:
 def compare(inputs: Dict[str, Path], args,
             border_boxes: Optional[Dict[str, np.ndarray]] = None
             ) -> List[dict]:
-    """Alternate the two tools ``args.repeats`` times per input; return one
-    table row per input and tool (keys ``TABLE_COLUMNS``)."""
+    """Alternate the tools ``args.repeats`` times per input; return one
+    table row per input and tool (keys ``TABLE_COLUMNS``). Speed-ups are
+    SAHI's time over the tool's, per round (mean and std over rounds)."""
     rows = []
+    tools = ['sahi'] + [t for t in args.tools if t != 'sahi']
     for name, inp in inputs.items():
-        runs = {'sahi': [], 'cervdet': []}
+        runs = {t: [] for t in tools}
         for _ in range(args.repeats):
-            for tool in ('sahi', 'cervdet'):
+            for tool in tools:
                 runs[tool].append(run_child(tool, inp, args))
                 r = runs[tool][-1]
-                print(f'  {name:10s} {tool:8s} {r["wall_s"]:7.2f} s '
-                      f'{r["peak_mb"]:7.0f} MiB {len(r["bboxes"]):5d} boxes '
-                      f'load {r["load_avg"]:.2f}', flush=True)
-        last = {t: runs[t][-1] for t in runs}
+                print(f'  {name:12s} {tool:13s} wall {r["wall_s"]:7.2f} s '
+                      f'cpu {r["cpu_s"]:7.2f} s {r["peak_mb"]:7.0f} MiB '
+                      f'{len(r["bboxes"]):5d} boxes load {r["load_avg"]:.2f}',
+                      flush=True)
+        last = {t: runs[t][-1] for t in tools}
         boxes = {t: np.asarray(last[t]['bboxes'], np.float64).reshape(-1, 4)
-                 for t in runs}
-        n = {t: len(boxes[t]) for t in runs}
-        agree = 2 * match_count(boxes['sahi'], boxes['cervdet']) / max(
-            1, n['sahi'] + n['cervdet'])
-        ratios = [s['wall_s'] / c['wall_s']
-                  for s, c in zip(runs['sahi'], runs['cervdet'])]
-        for tool in ('sahi', 'cervdet'):
-            walls = [r['wall_s'] for r in runs[tool]]
+                 for t in tools}
+        tiles = next((last[t]['tiles'] for t in tools if last[t]['tiles']),
+                     None)
+        for tool in tools:
+            sp = {k: [s[k] / max(r[k], 1e-9) for s, r in
+                      zip(runs['sahi'], runs[tool])]
+                  for k in ('wall_s', 'cpu_s')}
             multi = None
             if border_boxes and name in border_boxes:
                 _, ios = pair_overlaps(border_boxes[name], boxes[tool])
                 multi = int(((ios > 0.5).sum(1) > 1).sum())
+            n = len(boxes[tool]) + len(boxes['sahi'])
             rows.append(dict(
-                input=name, tool=tool,
-                tiles=last[tool]['tiles'] or last['cervdet']['tiles'],
-                wall_s=statistics.mean(walls),
-                wall_std=statistics.pstdev(walls),
-                ratio_vs_sahi=1.0 if tool == 'sahi' else
-                statistics.mean(ratios),
-                ratio_std=0.0 if tool == 'sahi' else
-                statistics.pstdev(ratios),
+                input=name, tool=tool, tiles=tiles,
+                wall_s=statistics.mean(r['wall_s'] for r in runs[tool]),
+                cpu_s=statistics.mean(r['cpu_s'] for r in runs[tool]),
+                speedup_wall=statistics.mean(sp['wall_s']),
+                speedup_wall_std=statistics.pstdev(sp['wall_s']),
+                speedup_cpu=statistics.mean(sp['cpu_s']),
+                speedup_cpu_std=statistics.pstdev(sp['cpu_s']),
                 peak_mb=max(r['peak_mb'] for r in runs[tool]),
-                boxes=n[tool],
+                boxes=len(boxes[tool]),
                 dup_pairs=duplicate_pairs(boxes[tool]),
                 dup_pairs_cls=duplicate_pairs(
                     boxes[tool], np.asarray(last[tool]['labels'])),
-                border_multi=multi, agree=agree,
+                border_multi=multi,
+                agree=2 * match_count(boxes['sahi'], boxes[tool]) / n
+                if n else None,
                 load_avg=statistics.mean(r['load_avg'] for r in runs[tool])))
     return rows
 
@@ -451,6 +492,7 @@ def parse_args(argv=None):
                    help='also a synthetic pyramidal slide of this side '
                    '(e.g. 20000; 0: none)')
     p.add_argument('--repeats', type=int, default=3)
+    p.add_argument('--tools', nargs='+', default=list(TOOLS), choices=TOOLS)
     p.add_argument('--tile-size', type=int, default=512)
     p.add_argument('--overlap', type=int, default=64)
     p.add_argument('--score-thr', type=float, default=0.3)
@@ -460,8 +502,11 @@ def parse_args(argv=None):
     p.add_argument('--work-dir', type=Path, default=None)
     p.add_argument('--json', type=Path, default=None,
                    help='write the rows here')
+    p.add_argument('--in-process', action='store_true',
+                   help='run the tools in this process (tests; peak memory '
+                   'then includes both)')
     p.add_argument('--smoke', action='store_true',
-                   help='tiny inputs (a 1100x800 crop of the field), one '
+                   help='tiny inputs (a 600x400 crop of the field), one '
                    'repeat, 256 px tiles: checks the script in seconds')
     return p.parse_args(argv)
 
@@ -487,7 +532,7 @@ def main(argv=None) -> List[dict]:
         if img is None:
             raise FileNotFoundError(f'cannot read {field}')
         field = work / 'field_smoke.png'
-        cv2.imwrite(str(field), img[:800, :1100])
+        cv2.imwrite(str(field), img[:400, :600])
         args.repeats, args.tile_size, args.overlap = 1, 256, 32
     inputs['field'] = field
     if args.border_cells:
@@ -515,6 +560,7 @@ def main(argv=None) -> List[dict]:
 
 if __name__ == '__main__':
     if len(sys.argv) > 1 and sys.argv[1] == '--child':
-        child_main(sys.argv[2:])
+        print('RESULT ' + json.dumps(run_one(child_args(sys.argv[2:])),
+                                     default=float))
     else:
         main()

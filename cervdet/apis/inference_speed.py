@@ -28,6 +28,7 @@ the caller still needs the original.
 """
 from typing import Optional
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -93,7 +94,8 @@ def push_score_thr(model: nn.Module, score_thr: float) -> Optional[float]:
     """Raise the dense head's ``test_cfg.score_thr`` to ``score_thr``.
 
     Only raised, never lowered (the caller filters at its own threshold
-    anyway). Two-stage detectors (``roi_head``) are left unchanged: their
+    anyway). The head keeps ``score > thr``; the value set is the float32
+    just below ``score_thr``, so the head keeps ``score >= score_thr``. Two-stage detectors (``roi_head``) are left unchanged: their
     RPN proposals must not be thinned by the final threshold.
 
     Returns:
@@ -106,8 +108,10 @@ def push_score_thr(model: nn.Module, score_thr: float) -> Optional[float]:
     cfg = getattr(head, 'test_cfg', None)
     if cfg is None or 'score_thr' not in cfg:
         return None
-    cfg['score_thr'] = max(float(cfg.get('score_thr') or 0.),
-                           float(score_thr))
+    # mmdet keeps ``score > thr``, the caller ``score >= score_thr``: the
+    # float32 just below score_thr makes both keep the same boxes
+    below = float(np.nextafter(np.float32(score_thr), np.float32(0)))
+    cfg['score_thr'] = max(float(cfg.get('score_thr') or 0.), below)
     return cfg['score_thr']
 
 
