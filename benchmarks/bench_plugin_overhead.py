@@ -165,7 +165,7 @@ def main(argv=None):
     work = (args.work_dir or Path(tempfile.mkdtemp(prefix='bench_plugin_'))
             ).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    data = args.data_root
+    data = args.data_root.resolve() if args.data_root else None
     if data is None:
         sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
         from build_mosaic import build_mosaic_dataset

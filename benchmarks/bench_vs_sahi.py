@@ -17,7 +17,12 @@ overlap and score threshold, through
   array (it has no slide reader);
 - ``cervdet``: :class:`cervdet.apis.SlideInferencer` as ``tools/slide_infer.py``
   runs it (``--no-mask`` on the field, tissue mask on the synthetic slide;
-  gallery, overview, cell features and report written; no parquet).
+  gallery, overview, cell features and report written; no parquet);
+  ``cervdet-noopt`` the same with ``--no-optimize`` (the detector as built),
+  ``cervdet-bf16`` with ``--precision bf16``.
+
+``tiles``: SAHI's slices (without its extra full-image prediction), or the
+tiles cervdet read (after the tissue mask).
 
 Each run is a fresh process (so the peak memory is the run's own):
 ``model load`` is not timed (nor a one-tile warm-up run); ``wall_s`` is
@@ -297,13 +302,18 @@ def run_sahi(args) -> dict:
     wall = time.perf_counter() - t0
     cpu = _cpu_s() - c0
     peak = mem.stop()
+    from sahi.slicing import get_slice_bboxes
+    n_slices = len(get_slice_bboxes(
+        img.shape[0], img.shape[1], slice_height=args.tile_size,
+        slice_width=args.tile_size, overlap_height_ratio=ratio,
+        overlap_width_ratio=ratio))
     preds = res.object_prediction_list
     boxes = np.asarray([p.bbox.to_xyxy() for p in preds],
                        np.float32).reshape(-1, 4)
     return dict(wall_s=wall, cpu_s=cpu, peak_mb=peak, bboxes=boxes.tolist(),
                 scores=[float(p.score.value) for p in preds],
                 labels=[int(p.category.id) for p in preds],
-                tiles=None, durations=res.durations_in_seconds)
+                tiles=n_slices, durations=res.durations_in_seconds)
 
 
 def run_cervdet(args) -> dict:
@@ -417,8 +427,6 @@ def compare(inputs: Dict[str, Path], args,
         last = {t: runs[t][-1] for t in tools}
         boxes = {t: np.asarray(last[t]['bboxes'], np.float64).reshape(-1, 4)
                  for t in tools}
-        tiles = next((last[t]['tiles'] for t in tools if last[t]['tiles']),
-                     None)
         for tool in tools:
             sp = {k: [s[k] / max(r[k], 1e-9) for s, r in
                       zip(runs['sahi'], runs[tool])]
@@ -429,7 +437,7 @@ def compare(inputs: Dict[str, Path], args,
                 multi = int(((ios > 0.5).sum(1) > 1).sum())
             n = len(boxes[tool]) + len(boxes['sahi'])
             rows.append(dict(
-                input=name, tool=tool, tiles=tiles,
+                input=name, tool=tool, tiles=last[tool]['tiles'],
                 wall_s=statistics.mean(r['wall_s'] for r in runs[tool]),
                 cpu_s=statistics.mean(r['cpu_s'] for r in runs[tool]),
                 speedup_wall=statistics.mean(sp['wall_s']),
