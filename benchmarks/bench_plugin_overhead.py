@@ -81,6 +81,7 @@ def plain_config(cervdet_cfg: Path, out: Path) -> Path:
         ds = cfg[f'{split}_dataloader']['dataset']
         ds['type'] = 'CocoDataset'
         ds['metainfo'] = dict(classes=tuple(classes))
+    cfg['dataset_type'] = 'CocoDataset'
     cfg.pop('custom_imports', None)
     cfg['runner_type'] = 'Runner'
     cfg['default_scope'] = 'mmdet'

@@ -56,3 +56,18 @@ def test_bench_hw_limit_smoke():
     assert 0 < r['fwd_gflops_per_img'] < 1
     assert r['step_gflops'] == pytest.approx(3 * r['fwd_gflops_per_img'])
     assert 0 < r['achieved_over_conv'] < 2
+
+
+def test_bench_plugin_overhead_smoke(tmp_path):
+    import bench_plugin_overhead as p
+    rows = p.main(['--smoke', '--work-dir', str(tmp_path)])
+    assert [r['path'].split(' ')[0] for r in rows] == ['cervdet', 'plain',
+                                                        'train']
+    for r in rows:
+        assert tuple(r) == p.TABLE_COLUMNS
+        assert r['imgs_per_s'] > 0
+    assert rows[1]['ratio_vs_plain'] == 1.0 and rows[0]['ratio_vs_plain'] > 0
+    # the plain config really is plain mmdet
+    text = (tmp_path / 'plain_cfg.py').read_text()
+    assert "runner_type = 'Runner'" in text and 'custom_imports' not in text
+    assert "type='CocoDataset'" in text
