@@ -49,8 +49,8 @@ from tqdm import tqdm
 
 from cervdet.apis.det_init import init_detector_strict
 from cervdet.apis.inference_speed import optimize_for_inference
-from cervdet.datasets.slide_tiles import (SlideTileDataset, open_shared,
-                                          plan_tiles, reads_in_memory,
+from cervdet.datasets.slide_tiles import (SlideTileDataset, is_decoded,
+                                          open_shared, plan_tiles,
                                           resolve_read_scale, tissue_mask)
 from cervdet.utils.slide_merge import (concat_dets, drop_edge_boxes,
                                        index_dets, merge_detections)
@@ -600,7 +600,8 @@ class SlideInferencer:
                                 mpp=self.settings['mpp'])
         # an in-memory image is sliced in this process (workers would only
         # add their start-up); slide files are read by the worker processes
-        workers = 0 if reads_in_memory(base.reader) else self.num_workers
+        workers = 0 if is_decoded(slide, self.settings['mpp']) else \
+            self.num_workers
         loader = DataLoader(
             _TilePipelineDataset(base, self.pipeline, tiles),
             batch_size=self.batch_size, num_workers=workers,

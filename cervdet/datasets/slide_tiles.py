@@ -350,6 +350,11 @@ def plan_tiles(dimensions: Tuple[int, int], tile_size: int, overlap: int = 0,
 _DECODED: 'weakref.WeakValueDictionary' = weakref.WeakValueDictionary()
 
 
+def _decoded_key(path: Path, mpp: Optional[float]):
+    st = path.stat()
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns, mpp)
+
+
 def open_shared(path: Union[str, Path], backend: str = 'auto',
                 mpp: Optional[float] = None) -> SlideReader:
     """:func:`open_slide`, sharing an already decoded plain image.
@@ -364,8 +369,7 @@ def open_shared(path: Union[str, Path], backend: str = 'auto',
     """
     path = Path(path)
     try:
-        st = path.stat()
-        key = (str(path.resolve()), st.st_size, st.st_mtime_ns, mpp)
+        key = _decoded_key(path, mpp)
     except OSError:
         return open_slide(path, backend=backend, mpp=mpp)  # names the error
     reader = _DECODED.get(key)
@@ -377,10 +381,14 @@ def open_shared(path: Union[str, Path], backend: str = 'auto',
     return reader
 
 
-def reads_in_memory(reader: SlideReader) -> bool:
-    """Whether ``reader`` holds the decoded image (tiles are array slices:
-    reader processes only add their start-up and copies)."""
-    return type(reader) is ImageReader
+def is_decoded(path: Union[str, Path], mpp: Optional[float] = None) -> bool:
+    """Whether a decoded plain image of ``path`` is alive in this process
+    (:func:`open_shared`): its tiles are array slices, so reader processes
+    would only add their start-up. Opens nothing."""
+    try:
+        return _decoded_key(Path(path), mpp) in _DECODED
+    except OSError:
+        return False
 
 
 def read_tile(reader: SlideReader, x0: int, y0: int, tile_size: int,
@@ -504,4 +512,4 @@ __all__ = ['tissue_mask', 'tissue_mask_from_rgb', 'resolve_read_scale',
            'TilePlan', 'plan_tiles', 'grid_positions',
            'tile_tissue_fraction', 'read_tile', 'SlideTileDataset',
            'collate_tiles', 'TileReadError', 'MASK_METHODS', 'open_shared',
-           'reads_in_memory']
+           'is_decoded']

@@ -10,7 +10,7 @@ from torch import nn
 from cervdet.apis.inference_speed import (bf16_supported, fuse_conv_bn,
                                           optimize_for_inference,
                                           push_score_thr)
-from cervdet.datasets.slide_tiles import open_shared
+from cervdet.datasets.slide_tiles import is_decoded, open_shared
 from cervdet.testing import random_scoring_detector
 
 from conftest import CPU_CONFIG
@@ -164,8 +164,13 @@ def test_open_shared_decodes_a_plain_image_once(tmp_path):
     import cv2
     p = tmp_path / 'field.png'
     cv2.imwrite(str(p), np.full((40, 60, 3), 7, np.uint8))
+    assert not is_decoded(p)
     a = open_shared(p)
-    assert open_shared(p) is a  # alive: shared
+    assert is_decoded(p) and open_shared(p) is a  # alive: shared
     cv2.imwrite(str(p), np.full((40, 80, 3), 9, np.uint8))
     b = open_shared(p)  # the file changed: decoded again
     assert b is not a and b.dimensions == (80, 40)
+    del a, b  # weak references: the decoded images go with their readers
+    import gc
+    gc.collect()
+    assert not is_decoded(p)
