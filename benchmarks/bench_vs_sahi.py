@@ -3,9 +3,13 @@
 Usage::
 
     python benchmarks/bench_vs_sahi.py --checkpoint CKPT [--config CFG]
-        [--field PATH] [--synthetic-size 20000] [--repeats 3]
-        [--tile-size 512] [--overlap 64] [--score-thr 0.3] [--threads 2]
-        [--json OUT.json] [--smoke]
+        [--field PATH] [--border-cells] [--synthetic-size 20000]
+        [--repeats 3] [--tools sahi cervdet cervdet-noopt cervdet-bf16]
+        [--tile-size 512] [--overlap 64] [--score-thr 0.3] [--threads 1]
+        [--json OUT.json] [--smoke] [--in-process]
+
+On a machine shared with other jobs use ``--threads 1`` and read the CPU
+seconds (docs/benchmarks.md explains why). Results: docs/benchmarks.md.
 
 What a new user would compare: the same detector checkpoint, tile size,
 overlap and score threshold, through
