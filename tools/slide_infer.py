@@ -57,6 +57,13 @@ def parse_args(argv=None):
     g.add_argument('--batch-size', type=int, default=4)
     g.add_argument('--num-workers', type=int, default=2,
                    help='reader processes per detector process')
+    g.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32',
+                   help='bf16: bfloat16 network on CPUs with AMX / '
+                   'AVX512-BF16 or Ampere+ GPUs (faster; scores move by '
+                   '~1e-3); see docs/benchmarks.md')
+    g.add_argument('--no-optimize', action='store_true',
+                   help='run the detector as built (no BatchNorm folding, '
+                   'channels-last or score threshold in the head)')
     g.add_argument('--no-mask', action='store_true',
                    help='read every tile (no blank-glass mask)')
     g.add_argument('--min-tissue', type=float, default=0.02,
@@ -126,7 +133,8 @@ def main(argv=None) -> int:
         cell_feature_size=args.cell_feature_size,
         mil_config=args.mil_config, mil_checkpoint=args.mil_checkpoint,
         thresholds=args.thresholds, gallery_top_n=args.gallery_top_n,
-        write_parquet=not args.no_parquet, progress=not args.no_progress)
+        write_parquet=not args.no_parquet, progress=not args.no_progress,
+        optimize=not args.no_optimize, precision=args.precision)
     os.makedirs(args.out_dir, exist_ok=True)
     summary = []
     t0 = time.perf_counter()

@@ -48,8 +48,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from cervdet.apis.det_init import init_detector_strict
-from cervdet.datasets.slide_readers import open_slide
-from cervdet.datasets.slide_tiles import (SlideTileDataset, plan_tiles,
+from cervdet.apis.inference_speed import optimize_for_inference
+from cervdet.datasets.slide_tiles import (SlideTileDataset, is_decoded,
+                                          open_shared, plan_tiles,
                                           resolve_read_scale, tissue_mask)
 from cervdet.utils.slide_merge import (concat_dets, drop_edge_boxes,
                                        index_dets, merge_detections)
@@ -232,6 +233,13 @@ class SlideInferencer:
         write_parquet (bool): Also write ``detections.parquet``.
         progress (bool): Show a progress bar over the tiles (rank 0; with N
             ranks it counts rank 0's tiles times N).
+        optimize (bool): Fold BatchNorms into convs, run channels-last and
+            push ``score_thr`` into the dense head (same detections, see
+            :mod:`cervdet.apis.inference_speed`); a given ``model`` is
+            copied first.
+        precision (str): ``'fp32'`` or ``'bf16'`` (bfloat16 autocast of the
+            network on CPUs with AMX / AVX512-BF16 or Ampere+ GPUs: faster,
+            scores move by ~1e-3).
     """
 
     def __init__(self,
@@ -267,7 +275,9 @@ class SlideInferencer:
                  overview_max_side: int = 2048,
                  chunk_tiles: int = 64,
                  write_parquet: bool = True,
-                 progress: bool = False) -> None:
+                 progress: bool = False,
+                 optimize: bool = True,
+                 precision: str = 'fp32') -> None:
         import cervdet  # noqa: F401  (registers every cervdet module)
         if merge not in ('nms', 'ios', 'centre'):
             raise ValueError(f'merge={merge!r}: choose nms, ios or centre')
@@ -287,11 +297,18 @@ class SlideInferencer:
             else:
                 device = 'cpu'
         self.device = torch.device(device)
+        given = model is not None  # the caller's model is not modified
         if model is None:
             if self.checkpoint is None:
                 warnings.warn('SlideInferencer: no checkpoint: the detector '
                               'is untrained', stacklevel=2)
             model = init_detector_strict(self.cfg, self.checkpoint)
+        if optimize or precision != 'fp32':
+            model = copy.deepcopy(model) if given else model
+            model = optimize_for_inference(
+                model.to(self.device).eval(), score_thr=score_thr,
+                fuse_bn=optimize, channels_last=optimize,
+                precision=precision)
         self.model = model.to(self.device).eval()
         self.classes: List[str] = self._resolve_classes(model)
         if abnormal_classes is None:
@@ -315,7 +332,7 @@ class SlideInferencer:
             target_mpp=target_mpp, mpp=mpp, backend=backend,
             score_thr=float(score_thr), edge_margin=float(edge_margin),
             use_mask=bool(use_mask), min_tissue=float(min_tissue),
-            mask_max_side=int(mask_max_side))
+            mask_max_side=int(mask_max_side), precision=precision)
         self.merge_cfg = dict(method=merge, class_aware=bool(class_aware),
                               iou_thr=float(iou_thr), ios_thr=float(ios_thr),
                               centre_dist_um=float(centre_dist_um))
@@ -452,8 +469,8 @@ class SlideInferencer:
         t_start = time.perf_counter()
         err = None
         try:
-            reader = open_slide(slide, self.settings['backend'],
-                                self.settings['mpp'])
+            reader = open_shared(slide, self.settings['backend'],
+                                 self.settings['mpp'])
         except Exception as e:  # noqa: BLE001 - reported, the rest goes on
             err = f'cannot open {slide}: {type(e).__name__}: {e}'
             reader = None
@@ -643,12 +660,16 @@ class SlideInferencer:
                                 plan.tile_size, read_ds,
                                 backend=self.settings['backend'],
                                 mpp=self.settings['mpp'])
+        # an in-memory image is sliced in this process (workers would only
+        # add their start-up); slide files are read by the worker processes
+        workers = 0 if is_decoded(slide, self.settings['mpp']) else \
+            self.num_workers
         loader = DataLoader(
             _TilePipelineDataset(base, self.pipeline, tiles),
-            batch_size=self.batch_size, num_workers=self.num_workers,
+            batch_size=self.batch_size, num_workers=workers,
             collate_fn=_collate, shuffle=False,
             persistent_workers=False,
-            prefetch_factor=2 if self.num_workers > 0 else None)
+            prefetch_factor=2 if workers > 0 else None)
         thr = self.settings['score_thr']
         margin = self.settings['edge_margin']
         t_model, seq = 0., 0

@@ -15,6 +15,7 @@ Three steps, each cheap and memory-bounded whatever the slide size:
 into the read downsample (level-0 px per output px).
 """
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .slide_readers import SlideReader, open_slide
+from .slide_readers import ImageReader, SlideReader, open_slide
 
 MASK_METHODS = ('saturation-otsu', 'fixed')
 
@@ -344,6 +345,52 @@ def plan_tiles(dimensions: Tuple[int, int], tile_size: int, overlap: int = 0,
 # ----------------------------------------------------------------------------
 # Dataset
 # ----------------------------------------------------------------------------
+#: Plain images decoded in this process, by (path, size, mtime, mpp): weak
+#: references, so an image lives only as long as some reader holds it.
+_DECODED: 'weakref.WeakValueDictionary' = weakref.WeakValueDictionary()
+
+
+def _decoded_key(path: Path, mpp: Optional[float]):
+    st = path.stat()
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns, mpp)
+
+
+def open_shared(path: Union[str, Path], backend: str = 'auto',
+                mpp: Optional[float] = None) -> SlideReader:
+    """:func:`open_slide`, sharing an already decoded plain image.
+
+    A plain image (:class:`ImageReader`) is decoded whole; opening it again
+    while a reader of it is alive in this process (the slide's own reader,
+    the tile dataset's) returns that reader instead of decoding it again, and
+    DataLoader workers forked from this process inherit it without decoding.
+    Whole-slide readers are always opened anew (their file handles must not
+    cross processes). Closing a plain-image reader frees nothing (the array
+    goes with the last reference), so sharing it is safe.
+    """
+    path = Path(path)
+    try:
+        key = _decoded_key(path, mpp)
+    except OSError:
+        return open_slide(path, backend=backend, mpp=mpp)  # names the error
+    reader = _DECODED.get(key)
+    if reader is not None and backend in ('auto', 'image'):
+        return reader
+    reader = open_slide(path, backend=backend, mpp=mpp)
+    if type(reader) is ImageReader:
+        _DECODED[key] = reader
+    return reader
+
+
+def is_decoded(path: Union[str, Path], mpp: Optional[float] = None) -> bool:
+    """Whether a decoded plain image of ``path`` is alive in this process
+    (:func:`open_shared`): its tiles are array slices, so reader processes
+    would only add their start-up. Opens nothing."""
+    try:
+        return _decoded_key(Path(path), mpp) in _DECODED
+    except OSError:
+        return False
+
+
 def read_tile(reader: SlideReader, x0: int, y0: int, tile_size: int,
               read_downsample: float) -> np.ndarray:
     """One tile: the level-0 square ``tile_size * read_downsample`` at
@@ -413,8 +460,8 @@ class SlideTileDataset(Dataset):
     def reader(self) -> SlideReader:
         """This process's reader (opened on first use)."""
         if self._reader is None or self._pid != os.getpid():
-            self._reader = open_slide(self.path, backend=self.backend,
-                                      mpp=self.mpp)
+            self._reader = open_shared(self.path, backend=self.backend,
+                                       mpp=self.mpp)
             self._pid = os.getpid()
         return self._reader
 
@@ -464,4 +511,5 @@ def collate_tiles(batch: Sequence[Dict]) -> Dict:
 __all__ = ['tissue_mask', 'tissue_mask_from_rgb', 'resolve_read_scale',
            'TilePlan', 'plan_tiles', 'grid_positions',
            'tile_tissue_fraction', 'read_tile', 'SlideTileDataset',
-           'collate_tiles', 'TileReadError', 'MASK_METHODS']
+           'collate_tiles', 'TileReadError', 'MASK_METHODS', 'open_shared',
+           'is_decoded']

@@ -1,0 +1,227 @@
+"""cervdet's training path vs plain MMDetection 3.3, and the data pipeline.
+
+Usage::
+
+    python benchmarks/bench_plugin_overhead.py [--data-root DIR]
+        [--epochs 2] [--repeats 2] [--json OUT.json] [--smoke]
+
+1. **Plugin overhead.** The CPU RetinaNet config trained through cervdet
+   (``tools/train.py``: ``CervdetRunner``, cervdet's dataset, hooks, custom
+   imports) and the *same model and data* as a plain MMDetection config
+   (``custom_imports`` dropped, mmengine's ``Runner``, mmdet's
+   ``CocoDataset`` with the same classes; written out with
+   ``Config.dump``) trained by MMDetection's own ``tools/train.py`` (from
+   ``mmdet/.mim``) with cervdet not on the path. Runs alternate
+   (cervdet, plain, cervdet, ...); per run the median ``time`` and
+   ``data_time`` per iteration of MMEngine's log (``vis_data/scalars.json``,
+   the first 5 iterations dropped). The ratio cervdet / plain is taken per
+   round.
+2. **Data pipeline.** The config's training dataloader alone (decode +
+   augment + collate, its ``num_workers``) in images per second, against the
+   model's images per second in the runs above; ``data_time / time`` of
+   the runs is the share of a step spent waiting on data.
+
+Data: the 512 mosaic set (``build_mosaic.py --preset 512``, real CRIC crops;
+built in the work folder when ``--data-root`` is not given).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CPU_CFG = ROOT / 'configs' / 'retinanet' / \
+    'retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py'
+#: Columns of the table (one row per path, then the data pipeline row).
+TABLE_COLUMNS = ('path', 'iter_s', 'data_s', 'data_share', 'imgs_per_s',
+                 'ratio_vs_plain', 'ratio_std', 'runs', 'load_avg')
+
+
+def cervdet_config(path: Path, data_root: Path, epochs: int,
+                   workers: int) -> Path:
+    root = str(data_root).rstrip('/') + '/'
+    path.write_text(f"""
+_base_ = [{str(CPU_CFG)!r}]
+data_root = {root!r}
+train_dataloader = dict(num_workers={workers},
+                        persistent_workers={workers > 0},
+                        dataset=dict(data_root=data_root))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = dict(dataset=dict(data_root=data_root))
+val_evaluator = dict(ann_file=data_root + 'annotations/val.json')
+test_evaluator = dict(ann_file=data_root + 'annotations/test.json')
+train_cfg = dict(max_epochs={epochs}, val_interval=1000)
+default_hooks = dict(logger=dict(interval=1),
+                     checkpoint=dict(interval=1000))
+randomness = dict(seed=0)
+""")
+    return path
+
+
+def plain_config(cervdet_cfg: Path, out: Path) -> Path:
+    """The same model and data as a plain mmdet 3.3 config (no cervdet)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(cervdet_cfg))
+    classes = None
+    for split in ('train', 'val', 'test'):
+        ds = cfg[f'{split}_dataloader']['dataset']
+        classes = ds.get('metainfo', {}).get('classes') or classes
+    if classes is None:
+        import cervdet  # noqa: F401
+        from mmdet.registry import DATASETS
+        classes = DATASETS.get(cfg.train_dataloader.dataset.type
+                               ).METAINFO['classes']
+    for split in ('train', 'val', 'test'):
+        ds = cfg[f'{split}_dataloader']['dataset']
+        ds['type'] = 'CocoDataset'
+        ds['metainfo'] = dict(classes=tuple(classes))
+    cfg['dataset_type'] = 'CocoDataset'
+    cfg.pop('custom_imports', None)
+    cfg['runner_type'] = 'Runner'
+    cfg['default_scope'] = 'mmdet'
+    text = cfg.pretty_text
+    if 'cervdet' in text.replace(str(ROOT), ''):
+        raise RuntimeError('the plain config still names cervdet: '
+                           + ', '.join(ln for ln in text.splitlines()
+                                       if 'cervdet' in ln)[:500])
+    out.write_text(text)
+    return out
+
+
+def _iter_times(work: Path):
+    logs = sorted(work.glob('*/vis_data/scalars.json'))
+    if not logs:
+        raise FileNotFoundError(f'no MMEngine scalars log under {work}')
+    t, d = [], []
+    with open(logs[-1]) as f:
+        for line in f:
+            r = json.loads(line)
+            if 'time' in r and 'data_time' in r:
+                t.append(r['time'])
+                d.append(r['data_time'])
+    t, d = t[5:] or t, d[5:] or d
+    return statistics.median(t), statistics.median(d)
+
+
+def run_train(kind: str, cfg: Path, work: Path) -> dict:
+    import mmdet
+    if kind == 'cervdet':
+        cmd = [sys.executable, str(ROOT / 'tools' / 'train.py'), str(cfg)]
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+    else:
+        cmd = [sys.executable, str(Path(mmdet.__file__).parent / '.mim' /
+                                   'tools' / 'train.py'), str(cfg)]
+        env = dict(os.environ, PYTHONPATH='')
+    cmd += ['--work-dir', str(work)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                          cwd=str(work.parent))
+    if proc.returncode != 0:
+        raise RuntimeError(f'{kind} training failed:\n{proc.stderr[-4000:]}')
+    it, dt = _iter_times(work)
+    return dict(iter_s=it, data_s=dt, load_avg=os.getloadavg()[0])
+
+
+def loader_throughput(cfg_path: Path, batches: int) -> float:
+    """Images per second of the config's training dataloader alone."""
+    import cervdet  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(str(cfg_path))
+    init_default_scope('mmdet')
+    loader = Runner.build_dataloader(cfg.train_dataloader)
+    n, t0, it = 0, None, iter(loader)
+    for i in range(batches + 1):
+        try:
+            b = next(it)
+        except StopIteration:
+            it = iter(loader)
+            b = next(it)
+        if i == 0:  # workers started, first batch out
+            t0 = time.perf_counter()
+            continue
+        n += len(b['inputs'])
+    return n / (time.perf_counter() - t0)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--data-root', type=Path, default=None)
+    p.add_argument('--epochs', type=int, default=2)
+    p.add_argument('--repeats', type=int, default=2)
+    p.add_argument('--workers', type=int, default=2,
+                   help="train dataloader workers (the config's: 2)")
+    p.add_argument('--loader-batches', type=int, default=30)
+    p.add_argument('--work-dir', type=Path, default=None)
+    p.add_argument('--json', type=Path, default=None)
+    p.add_argument('--smoke', action='store_true',
+                   help='a 256 px 8-image set, 1 epoch, 1 repeat')
+    args = p.parse_args(argv)
+    work = (args.work_dir or Path(tempfile.mkdtemp(prefix='bench_plugin_'))
+            ).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    data = args.data_root.resolve() if args.data_root else None
+    if data is None:
+        sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
+        from build_mosaic import build_mosaic_dataset
+        data = work / 'mosaic'
+        if not (data / 'annotations' / 'train.json').is_file():
+            kw = dict(img_size=256, num_train=8, num_val=2, num_test=2) \
+                if args.smoke else {}
+            build_mosaic_dataset(data, source='bethesda', preset='512',
+                                 progress=False, seed=0, **kw)
+    if args.smoke:
+        args.epochs, args.repeats, args.loader_batches = 1, 1, 4
+    print(f'cores {os.cpu_count()}, load average {os.getloadavg()}, data '
+          f'{data}', flush=True)
+    ccfg = cervdet_config(work / 'cervdet_cfg.py', data, args.epochs,
+                          args.workers)
+    pcfg = plain_config(ccfg, work / 'plain_cfg.py')
+    runs = {'cervdet': [], 'plain': []}
+    for r in range(args.repeats):
+        for kind, cfg in (('cervdet', ccfg), ('plain', pcfg)):
+            res = run_train(kind, cfg, work / f'{kind}_{r}')
+            runs[kind].append(res)
+            print(f'  {kind:8s} round {r}: {res["iter_s"]:.3f} s/iter, '
+                  f'data {res["data_s"]:.3f} s, load {res["load_avg"]:.1f}',
+                  flush=True)
+    from mmengine.config import Config
+    batch = Config.fromfile(str(ccfg)).train_dataloader.batch_size
+    ratios = [c['iter_s'] / p_['iter_s']
+              for c, p_ in zip(runs['cervdet'], runs['plain'])]
+    rows = []
+    for kind in ('cervdet', 'plain'):
+        it = statistics.mean(r['iter_s'] for r in runs[kind])
+        dt = statistics.mean(r['data_s'] for r in runs[kind])
+        rows.append(dict(
+            path=f'{kind} train step (batch {batch})', iter_s=it, data_s=dt,
+            data_share=dt / it, imgs_per_s=batch / it,
+            ratio_vs_plain=statistics.mean(ratios) if kind == 'cervdet'
+            else 1.0,
+            ratio_std=statistics.pstdev(ratios) if kind == 'cervdet' else 0.,
+            runs=len(runs[kind]),
+            load_avg=statistics.mean(r['load_avg'] for r in runs[kind])))
+    ips = loader_throughput(ccfg, args.loader_batches)
+    rows.append(dict(path=f'train dataloader alone ({args.workers} workers)',
+                     iter_s=batch / ips, data_s=None, data_share=None,
+                     imgs_per_s=ips,
+                     ratio_vs_plain=None, ratio_std=None, runs=1,
+                     load_avg=os.getloadavg()[0]))
+    print('| ' + ' | '.join(TABLE_COLUMNS) + ' |')
+    for r in rows:
+        print('| ' + ' | '.join('-' if r[k] is None else f'{r[k]:.3g}'
+                                if isinstance(r[k], float) else str(r[k])
+                                for k in TABLE_COLUMNS) + ' |')
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return rows
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,83 @@
+"""The comparison benchmarks run in smoke mode and print their tables."""
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / 'benchmarks'))
+
+
+def test_box_statistics_by_hand():
+    import bench_vs_sahi as b
+    boxes = np.array([[0, 0, 10, 10],     # A
+                      [1, 1, 11, 11],     # IoU(A) = 81/119 = 0.68 -> pair
+                      [0, 0, 10, 4],      # half of A: IoS 1.0 -> pair
+                      [50, 50, 60, 60]],  # alone
+                     np.float32)
+    iou, ios = b.pair_overlaps(boxes[:1], boxes)
+    np.testing.assert_allclose(iou[0], [1, 81 / 119, 0.4, 0], rtol=1e-6)
+    np.testing.assert_allclose(ios[0], [1, 0.81, 1, 0], rtol=1e-6)
+    # A-B (IoU), A-C (IoS); B-C: IoS 27/40 = 0.675 < 0.7, IoU < 0.5
+    assert b.duplicate_pairs(boxes) == 2
+    assert b.duplicate_pairs(boxes, ios_thr=0.6) == 3
+    assert b.duplicate_pairs(boxes, labels=np.array([0, 1, 0, 0])) == 1
+    assert b.match_count(boxes, boxes[[3, 0]]) == 2
+    assert b.match_count(boxes[:2], boxes[[1]]) == 1  # one to one
+    assert b.match_count(boxes, np.zeros((0, 4))) == 0
+
+
+def test_border_cells_sit_on_interior_tile_edges(tmp_path, shared_data):
+    import bench_vs_sahi as b
+    field = shared_data / 'tct_field' / 'field_4096x2816.jpg'
+    boxes = b.border_cell_field(field, tmp_path / 'f.jpg', 512, 64)
+    # 8 interior vertical edges (x = 512 + 448 k) x 6 rows of tiles
+    assert boxes.shape == (48, 4)
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2
+    assert set(cx.tolist()) == {512. + 448 * k for k in range(8)}
+    assert (tmp_path / 'f.jpg').is_file()
+
+
+def test_bench_vs_sahi_smoke(tmp_path):
+    pytest.importorskip('sahi', reason='the SAHI comparison needs the '
+                        'benchmarks extra: pip install -r '
+                        'requirements/tests.txt')
+    import bench_vs_sahi as b
+    rows = b.main(['--smoke', '--in-process', '--tools', 'sahi', 'cervdet',
+                   '--work-dir', str(tmp_path),
+                   '--json', str(tmp_path / 'rows.json')])
+    assert [r['tool'] for r in rows] == ['sahi', 'cervdet']
+    for r in rows:
+        assert tuple(r) == b.TABLE_COLUMNS
+        assert r['wall_s'] > 0 and r['cpu_s'] > 0 and r['peak_mb'] > 100
+        assert r['tiles'] == 6  # 600x400 at 256 / 32 px: 3 x 2 tiles
+    assert rows[0]['speedup_cpu'] == 1.0
+    assert (tmp_path / 'rows.json').is_file()
+
+
+def test_bench_hw_limit_smoke():
+    import bench_hw_limit as h
+    rows = h.main(['--smoke', '--iters', '1', '--configs',
+                   h.DEFAULT_CONFIGS[0]])
+    (r, ) = rows
+    assert tuple(k for k in h.TABLE_COLUMNS if k in r) == h.TABLE_COLUMNS
+    # forward GFLOPs at 64x64 of the half-width R18 RetinaNet: small, > 0
+    assert 0 < r['fwd_gflops_per_img'] < 1
+    assert r['step_gflops'] == pytest.approx(3 * r['fwd_gflops_per_img'])
+    assert 0 < r['achieved_over_conv'] < 2
+
+
+def test_bench_plugin_overhead_smoke(tmp_path):
+    import bench_plugin_overhead as p
+    rows = p.main(['--smoke', '--work-dir', str(tmp_path)])
+    assert [r['path'].split(' ')[0] for r in rows] == ['cervdet', 'plain',
+                                                        'train']
+    for r in rows:
+        assert tuple(r) == p.TABLE_COLUMNS
+        assert r['imgs_per_s'] > 0
+    assert rows[1]['ratio_vs_plain'] == 1.0 and rows[0]['ratio_vs_plain'] > 0
+    # the plain config really is plain mmdet
+    text = (tmp_path / 'plain_cfg.py').read_text()
+    assert "runner_type = 'Runner'" in text and 'custom_imports' not in text
+    assert "type='CocoDataset'" in text
