@@ -4,6 +4,17 @@ write one table of mean +- std (the evidence runs of the methods' READMEs).
 Usage:
     python benchmarks/cric_seed_runs.py --suite retinanet-init \\
         [--seeds 0 1 2] [--work-dir work_dirs/evidence] [--threads 2]
+    python benchmarks/cric_seed_runs.py --suite semi-dual-align
+    python benchmarks/cric_seed_runs.py --suite semi-dual-align --smoke
+
+Suites: ``retinanet-init`` (CPU RetinaNet from scratch vs DINO init) and
+``semi-dual-align`` (issue 19: supervised / dual alignment / Mean Teacher
+at 25 and 50 % labeled fields, configs/semi_dual_align/*_cric-cervix-512.py;
+its preparation step writes data/cric-cervix/annotations/semi/ with
+``split_semi.py --seed 0`` once, the one fixed split of every row).
+``--smoke`` checks that every row runs end to end: 2 training iterations,
+4 test fields, seed 0 by default, under ``<work-dir>/smoke/`` (its numbers
+mean nothing).
 
 Each row trains with ``tools/train.py`` (``randomness.seed`` = the seed,
 ``--work-dir <work>/<suite>/<row>/seed<k>``) and tests the last checkpoint
@@ -31,12 +42,44 @@ import numpy as np
 
 ROOT = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 _RET = 'configs/retinanet/retinanet_r18-w32_fpn_{}adam-12e_1xb4_cric-cervix-512.py'
+_SEMI = ('configs/semi_dual_align/{}faster-rcnn_r18_fpn_sgd-cpu_{}_'
+         'cric-cervix-512.py')
+#: a suite: rows of (label, config); ``prepare``: commands run once before
+#: any row, each skipped when its ``creates`` file exists; ``smoke``: the
+#: ``--cfg-options`` of ``--smoke`` (tiny budget, a few test fields)
 SUITES = {
     # CPU RetinaNet from scratch vs from cervdet's DINO backbone (issue 14)
-    'retinanet-init': [
-        ('from scratch', _RET.format('')),
-        ('DINO init (CRIC tiles)', _RET.format('dino-init_')),
-    ],
+    'retinanet-init': dict(
+        rows=[
+            ('from scratch', _RET.format('')),
+            ('DINO init (CRIC tiles)', _RET.format('dino-init_')),
+        ],
+        smoke=['train_cfg.max_epochs=1',
+               'train_dataloader.dataset.indices=8', 'val_cfg=None',
+               'val_dataloader=None', 'val_evaluator=None',
+               'test_dataloader.dataset.indices=4']),
+    # Chai et al. (issue 19): supervised / dual alignment / Mean Teacher at
+    # 25 and 50 % labeled fields, one unlabeled pool (split_semi.py seed 0)
+    'semi-dual-align': dict(
+        rows=[
+            ('supervised 25 %', _SEMI.format('', 'sup-25')),
+            ('dual alignment 25 %', _SEMI.format('dual-align_', 'semi-25')),
+            ('Mean Teacher 25 %', _SEMI.format('mean-teacher_', 'semi-25')),
+            ('supervised 50 %', _SEMI.format('', 'sup-50')),
+            ('dual alignment 50 %', _SEMI.format('dual-align_', 'semi-50')),
+            ('Mean Teacher 50 %', _SEMI.format('mean-teacher_', 'semi-50')),
+        ],
+        prepare=[
+            dict(cmd=['tools/dataset_converters/split_semi.py',
+                      'data/cric-cervix/annotations/train.json', '--out-dir',
+                      'data/cric-cervix/annotations/semi', '--seed', '0'],
+                 creates='data/cric-cervix/annotations/semi/'
+                 'train_unlabeled.json'),
+        ],
+        smoke=['train_cfg.max_iters=2', 'val_cfg=None',
+               'val_dataloader=None', 'val_evaluator=None',
+               'default_hooks.checkpoint.interval=2',
+               'test_dataloader.dataset.indices=4']),
 }
 #: (column, metric key, scale)
 COLUMNS = [
@@ -74,7 +117,17 @@ def newest_metrics(test_dir):
         return json.loads(f.readline())
 
 
-def one_run(py, cfg, work, seed):
+def checkpoints(out):
+    """The ``epoch_*.pth`` (else ``iter_*.pth``) files of ``out``, oldest
+    first."""
+    for kind in ('epoch', 'iter'):
+        ckpts = glob.glob(osp.join(out, f'{kind}_*.pth'))
+        if ckpts:
+            return sorted(ckpts, key=lambda p: int(p.rsplit('_', 1)[1][:-4]))
+    return []
+
+
+def one_run(py, cfg, work, seed, extra_opts=()):
     """Train + test one seed; returns its result dict (cached on disk)."""
     out = osp.join(work, f'seed{seed}')
     res_file = osp.join(out, 'result.json')
@@ -82,17 +135,22 @@ def one_run(py, cfg, work, seed):
         with open(res_file) as f:
             return json.load(f)
     os.makedirs(out, exist_ok=True)
-    opts = [f'randomness.seed={seed}']
+    opts = [f'randomness.seed={seed}', *extra_opts]
     train = [py, 'tools/train.py', cfg, '--work-dir', out, '--cfg-options',
              *opts]
-    if osp.isfile(osp.join(out, 'last_checkpoint')) or glob.glob(
-            osp.join(out, 'epoch_*.pth')):
+    if osp.isfile(osp.join(out, 'last_checkpoint')) or checkpoints(out):
         train.insert(4, '--resume')
     wall, cpu = run(train, osp.join(out, 'train.log'))
-    ckpts = sorted(glob.glob(osp.join(out, 'epoch_*.pth')),
-                   key=lambda p: int(p.rsplit('_', 1)[1][:-4]))
-    run([py, 'tools/test.py', cfg, ckpts[-1], '--work-dir',
-         osp.join(out, 'test')], osp.join(out, 'test.log'))
+    ckpts = checkpoints(out)
+    if not ckpts:
+        sys.exit(f'no checkpoint in {out} after training; see '
+                 f'{osp.join(out, "train.log")}')
+    test = [py, 'tools/test.py', cfg, ckpts[-1], '--work-dir',
+            osp.join(out, 'test')]
+    test_opts = [o for o in extra_opts if o.startswith('test_')]
+    if test_opts:
+        test += ['--cfg-options', *test_opts]
+    run(test, osp.join(out, 'test.log'))
     result = dict(seed=seed, config=cfg, checkpoint=ckpts[-1],
                   train_wall_s=wall, train_cpu_s=cpu,
                   metrics=newest_metrics(osp.join(out, 'test')))
@@ -135,20 +193,35 @@ def table(rows_results, seeds):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--suite', choices=sorted(SUITES), required=True)
-    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument('--seeds', type=int, nargs='+', default=None,
+                   help='default 0 1 2 (0 with --smoke)')
     p.add_argument('--work-dir', default='work_dirs/evidence')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--rows', nargs='*', default=None,
                    help='only these row numbers (0-based)')
+    p.add_argument('--smoke', action='store_true',
+                   help='check every row end to end at a tiny budget (2 '
+                   'iterations or 1 epoch of 8 fields, 4 test fields, '
+                   'seed 0 unless --seeds) under <work-dir>/smoke/; the '
+                   'numbers mean nothing')
     args = p.parse_args(argv)
+    if args.seeds is None:
+        args.seeds = [0] if args.smoke else [0, 1, 2]
     os.environ['OMP_NUM_THREADS'] = str(args.threads)
     py = sys.executable
     if not osp.isfile(osp.join(ROOT, 'data/cric-cervix/annotations/test.json')):
         sys.exit('data/cric-cervix not found: build it with '
                  'tools/dataset_converters/cric_to_coco.py (see '
                  'docs/data_preparation.md)')
-    suite_dir = osp.join(ROOT, args.work_dir, args.suite)
-    rows = SUITES[args.suite]
+    suite = SUITES[args.suite]
+    suite_dir = osp.join(ROOT, args.work_dir, *(['smoke'] if args.smoke
+                                                else []), args.suite)
+    rows = suite['rows']
+    extra = suite.get('smoke', []) if args.smoke else []
+    for step in suite.get('prepare', []):
+        if not osp.isfile(osp.join(ROOT, step['creates'])):
+            os.makedirs(suite_dir, exist_ok=True)
+            run([py, *step['cmd']], osp.join(suite_dir, 'prepare.log'))
     todo = range(len(rows)) if args.rows is None else map(int, args.rows)
     todo = set(todo)
     rows_results = []
@@ -160,12 +233,15 @@ def main(argv=None):
             if i not in todo:
                 continue
             work = osp.join(suite_dir, osp.splitext(osp.basename(cfg))[0])
-            done[i].append(one_run(py, cfg, work, seed))
+            done[i].append(one_run(py, cfg, work, seed, extra))
             print(f'[{args.suite}] {label} seed {seed} done', flush=True)
     rows_results = [(label, done[i]) for i, (label, _) in enumerate(rows)]
     text = (f'Suite `{args.suite}`, seeds {args.seeds}, test fields of '
             'data/cric-cervix (CRIC Cervix, per-field split seed 0); mean '
             '+- sample std over seeds.\n\n' + table(rows_results, args.seeds))
+    if args.smoke:
+        text = ('SMOKE RUN (2 iterations / 1 short epoch, 4 test fields): '
+                'these numbers mean nothing.\n\n' + text)
     print(text)
     os.makedirs(suite_dir, exist_ok=True)
     with open(osp.join(suite_dir, 'table.md'), 'w') as f:
