@@ -24,8 +24,9 @@ random cell encoder for roi-cls), seed 0 by default, under
 
 Each row trains with ``tools/train.py`` (``randomness.seed`` = the seed,
 ``--work-dir <work>/<suite>/<row>/seed<k>``) and tests the last checkpoint
-on the held-out test fields with ``tools/test.py`` (COCO AP and the point
-metric of ``configs/_base_/datasets/cric_cervix.py``). A finished run
+on the held-out test fields with ``tools/test.py`` (the suite's columns:
+COCO AP and the point metric of ``configs/_base_/datasets/cric_cervix.py``
+for detectors, ROI accuracy / AUC for roi-cls). A finished run
 (``result.json`` present) is not run again and an interrupted training
 resumes from its last checkpoint, so re-running the same command continues
 the table. Prints and writes ``<work>/<suite>/table.md`` and
@@ -160,6 +161,7 @@ SUITES = {
         ],
         smoke=['train_cfg.max_epochs=1', 'val_cfg=None',
                'val_dataloader=None', 'val_evaluator=None',
+               'train_dataloader.dataset.indices=8',
                'train_dataloader.dataset.feature_cache=' + _ROI_SMOKE_FEATS,
                'test_dataloader.dataset.feature_cache=' + _ROI_SMOKE_FEATS]),
 }

@@ -1,9 +1,10 @@
-# Att-BLSTM alone (Table 1 baseline) in the CPU size of ./att-blstm_r18-w32_adamw-cpu_cervical-roi-512.py
-# on the ROIs cut from the real CRIC fields, with the same data, cached cell
-# features and budget as ./global-local_r18-w32_att-blstm-vit_adamw-cpu_cric-roi-fields.py
-# (issue 19's comparison; the paper's Table 1 baselines, Sec. 3). Not a
-# paper setting: CPU size (see the CPU config).
-_base_ = ['./att-blstm_r18-w32_adamw-cpu_cervical-roi-512.py']
+# Att-BLSTM alone (Table 1 baseline) on the ROIs cut from the real
+# CRIC fields (issue 19's comparison; the paper's Table 1, Sec. 3), in the
+# CPU size of its *_cervical-roi-512.py config (base below), with the data,
+# cached cell features and budget of the full model's CRIC config
+# ./global-local_r18-w32_att-blstm-vit_adamw-cpu_cric-roi-fields.py.
+# Not a paper setting: CPU size (see the CPU config).
+_base_ = ['./att-blstm_r18-w32_adamw-cpu_cervical-roi-512.py']  # noqa: E501
 cric_fields = dict(
     data_root='data/cric-roi-fields/', feature_cache=_base_.cpu_feature_cache,
     cell_source='annotations', det_file=None)

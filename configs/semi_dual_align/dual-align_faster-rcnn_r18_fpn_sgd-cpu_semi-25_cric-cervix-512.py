@@ -1,5 +1,6 @@
 # Dual alignment (Chai et al., ISBI 2022) in the CPU size of
-# ./dual-align_faster-rcnn_r18_fpn_sgd-cpu_semi-25_cervical-mosaic-bethesda-512.py
+# ./dual-align_faster-rcnn_r18_fpn_sgd-cpu_semi-25_cervical-mosaic-
+# bethesda-512.py
 # on the real CRIC fields (issue 19): 25 % labeled fields + the one
 # unlabeled pool of split_semi.py (Sec. 3.2 protocol; 19 + 76 of the 151
 # training fields, seed 0), batch 2 labeled + 2 unlabeled (Sec. 2.3 "equally

@@ -4,11 +4,14 @@
 # as ./dual-align_faster-rcnn_r18_fpn_sgd-cpu_semi-25_cric-cervix-512.py,
 # trained as mmdet's SemiBaseDetector (student on the EMA teacher's pseudo
 # boxes with a score > 0.5 on a strong view; MeanTeacherHook), as
-# ./mean-teacher_faster-rcnn_r101_fpn_sgd-120k_semi-100_cervical-mosaic-bethesda-512.py.
+# ./mean-teacher_faster-rcnn_r101_fpn_sgd-120k_semi-100_cervical-mosaic-
+# bethesda-512.py.
 # The paper gives no hyper-parameter of its Mean Teacher; these are mmdet's.
 # Departures: those of the CPU config (Sec. 2.3, 3.1), and Table 2 uses
 # 100 % labeled data, this row 25 / 50 % as Table 1's rows.
-_base_ = ['./dual-align_faster-rcnn_r18_fpn_sgd-cpu_semi-25_cric-cervix-512.py']
+_base_ = [
+    './dual-align_faster-rcnn_r18_fpn_sgd-cpu_semi-25_cric-cervix-512.py'
+]
 model = dict(
     _delete_=True,
     type='SemiBaseDetector',

@@ -1,7 +1,8 @@
 # The real CRIC Cervix fields for the CPU semi-supervised comparison of
 # issue 19 (variables only, no config keys, so that a CPU config can inherit
 # a mosaic config and this file together). Data:
-#   python tools/dataset_converters/cric_to_coco.py ... --out-dir data/cric-cervix
+#   python tools/dataset_converters/cric_to_coco.py ... \
+#       --out-dir data/cric-cervix
 #   python tools/dataset_converters/split_semi.py \
 #       data/cric-cervix/annotations/train.json \
 #       --out-dir data/cric-cervix/annotations/semi --seed 0
