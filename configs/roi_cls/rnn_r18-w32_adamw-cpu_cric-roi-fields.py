@@ -1,0 +1,13 @@
+# RNN (Table 1 baseline) on the ROIs cut from the real
+# CRIC fields (issue 19's comparison; the paper's Table 1, Sec. 3), in the
+# CPU size of its *_cervical-roi-512.py config (base below), with the data,
+# cached cell features and budget of the full model's CRIC config
+# ./global-local_r18-w32_att-blstm-vit_adamw-cpu_cric-roi-fields.py.
+# Not a paper setting: CPU size (see the CPU config).
+_base_ = ['./rnn_r18-w32_adamw-cpu_cervical-roi-512.py']  # noqa: E501
+cric_fields = dict(
+    data_root='data/cric-roi-fields/', feature_cache=_base_.cpu_feature_cache,
+    cell_source='annotations', det_file=None)
+train_dataloader = dict(dataset=cric_fields)
+val_dataloader = dict(dataset=cric_fields)
+test_dataloader = dict(dataset=cric_fields)
