@@ -263,7 +263,8 @@ def build_cric_field_rois(out_dir, data_root: Optional[Path] = None,
             ``{train,val,test}.json``: cells and splits from them instead of
             the CSV.
         img_dir (Path, optional): Field images; defaults to
-            ``<data_root>/cric_cervix/images``.
+            ``<coco_dir>/../images`` (cric_to_coco.py's layout) with
+            ``coco_dir``, else ``<data_root>/cric_cervix/images``.
         roi_size (int): Window side in image pixels (0: whole fields).
         stride (int): Window step (0: ``roi_size``).
         box_size (float): Cell box side in native CRIC pixels.
@@ -280,6 +281,11 @@ def build_cric_field_rois(out_dir, data_root: Optional[Path] = None,
     """
     t0 = time.time()
     data_root = Path(data_root or DEFAULT_DATA_ROOT)
+    if img_dir is None and coco_dir is not None and \
+            (Path(coco_dir).parent / 'images').is_dir():
+        # cric_to_coco.py's layout: <out>/annotations/*.json + <out>/images
+        # (all fields, the native-only ones included)
+        img_dir = Path(coco_dir).parent / 'images'
     img_dir = Path(img_dir or data_root / 'cric_cervix' / 'images')
     if not img_dir.is_dir():
         raise FileNotFoundError(
