@@ -21,6 +21,11 @@ Usage::
    seconds (``ratio_vs_plain``; the wall-time ratio is ``ratio_wall``): on a
    machine shared with other jobs wall time also measures the waiting.
    ``--threads`` (default 1) sets ``OMP_NUM_THREADS`` of both.
+   **Inference** the same way: each path's own ``tools/test.py`` (cervdet's;
+   MMDetection's from ``mmdet/.mim``) on the test split with the checkpoint
+   the first cervdet training saved; CPU and wall seconds per test iteration
+   (the hook's times after each iteration; the first 5 dropped; the COCO
+   evaluation after the last iteration is not counted).
 2. **Data pipeline.** The config's training dataloader alone (decode +
    augment + collate, its ``num_workers``) in images per second, against the
    model's images per second in the runs above; ``data_time / time`` of
@@ -94,6 +99,15 @@ class BenchCPUTimeHook(Hook):
                           _tree_cpu()))
 
     def after_train(self, runner):
+        with open(os.path.join(runner.work_dir, 'cpu_times.json'), 'w') as f:
+            json.dump(self.rows, f)
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None,
+                        outputs=None):
+        self.rows.append((time.perf_counter(), time.process_time(),
+                          _tree_cpu()))
+
+    def after_test_epoch(self, runner, metrics=None):
         with open(os.path.join(runner.work_dir, 'cpu_times.json'), 'w') as f:
             json.dump(self.rows, f)
 '''
@@ -189,17 +203,62 @@ def _cpu_per_iter(work: Path) -> float:
     return (rows[-1][2] - rows[skip][2]) / (len(rows) - 1 - skip)
 
 
-def run_train(kind: str, cfg: Path, work: Path, threads: int = 1) -> dict:
+def _wall_per_iter(work: Path) -> float:
+    """Median wall seconds between the hook's iteration stamps."""
+    rows = json.loads((work / 'cpu_times.json').read_text())
+    t = [b[0] - a[0] for a, b in zip(rows, rows[1:])]
+    t = t[SKIP_ITERS:] or t
+    if not t:
+        raise ValueError(f'{work}/cpu_times.json: fewer than 2 iterations')
+    return statistics.median(t)
+
+
+def _command(kind: str, script: str, cfg: Path, threads: int):
+    """The command and environment of ``kind``'s own ``tools/<script>``."""
     import mmdet
     hook_dir = str(cfg.parent)  # bench_cpu_hook.py
     if kind == 'cervdet':
-        cmd = [sys.executable, str(ROOT / 'tools' / 'train.py'), str(cfg)]
+        cmd = [sys.executable, str(ROOT / 'tools' / script), str(cfg)]
         env = dict(os.environ, PYTHONPATH=f'{ROOT}:{hook_dir}')
     else:
         cmd = [sys.executable, str(Path(mmdet.__file__).parent / '.mim' /
-                                   'tools' / 'train.py'), str(cfg)]
+                                   'tools' / script), str(cfg)]
         env = dict(os.environ, PYTHONPATH=hook_dir)
     env['OMP_NUM_THREADS'] = str(threads)
+    return cmd, env
+
+
+def weights_only(ckpt: Path, out: Path) -> Path:
+    """``state_dict`` and ``meta.dataset_meta`` of ``ckpt`` (what a user
+    publishes): MMEngine 0.10.7's loader under torch >= 2.6 (``torch.load``
+    with ``weights_only=True``) refuses the training state MMEngine itself
+    saved (``HistoryBuffer`` of the message hub), so plain MMDetection's
+    ``tools/test.py`` cannot load a full training checkpoint."""
+    import torch
+    full = torch.load(str(ckpt), map_location='cpu', weights_only=False)
+    meta = {k: v for k, v in (full.get('meta') or {}).items()
+            if k == 'dataset_meta'}
+    torch.save(dict(state_dict=full['state_dict'], meta=meta), str(out))
+    return out
+
+
+def run_test(kind: str, cfg: Path, ckpt: Path, work: Path,
+             threads: int = 1) -> dict:
+    """Inference through ``kind``'s ``tools/test.py``: seconds per test
+    iteration (wall and CPU)."""
+    cmd, env = _command(kind, 'test.py', cfg, threads)
+    cmd += [str(ckpt), '--work-dir', str(work)]
+    work.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                          cwd=str(work.parent))
+    if proc.returncode != 0:
+        raise RuntimeError(f'{kind} test failed:\n{proc.stderr[-4000:]}')
+    return dict(iter_s=_wall_per_iter(work), cpu_iter_s=_cpu_per_iter(work),
+                load_avg=os.getloadavg()[0])
+
+
+def run_train(kind: str, cfg: Path, work: Path, threads: int = 1) -> dict:
+    cmd, env = _command(kind, 'train.py', cfg, threads)
     cmd += ['--work-dir', str(work)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
                           cwd=str(work.parent))
@@ -278,8 +337,19 @@ def main(argv=None):
                   f'{res["cpu_iter_s"]:.3f} CPU s/iter, data '
                   f'{res["data_s"]:.3f} s, load {res["load_avg"]:.1f}',
                   flush=True)
+    ckpt = weights_only(work / 'cervdet_0' / f'epoch_{args.epochs}.pth',
+                        work / 'weights.pth')
+    tests = {'cervdet': [], 'plain': []}
+    for r in range(args.repeats):
+        for kind, cfg in (('cervdet', ccfg), ('plain', pcfg)):
+            res = run_test(kind, cfg, ckpt, work / f'{kind}_test_{r}',
+                           args.threads)
+            tests[kind].append(res)
+            print(f'  {kind:8s} test round {r}: {res["iter_s"]:.3f} s/iter '
+                  f'wall, {res["cpu_iter_s"]:.3f} CPU s/iter', flush=True)
     from mmengine.config import Config
     batch = Config.fromfile(str(ccfg)).train_dataloader.batch_size
+    tbatch = Config.fromfile(str(ccfg)).test_dataloader.batch_size
     pairs = list(zip(runs['cervdet'], runs['plain']))
     ratios = [c['cpu_iter_s'] / p_['cpu_iter_s'] for c, p_ in pairs]
     ratios_wall = [c['iter_s'] / p_['iter_s'] for c, p_ in pairs]
@@ -298,6 +368,23 @@ def main(argv=None):
             ratio_wall_std=statistics.pstdev(ratios_wall) if mine else 0.,
             runs=len(runs[kind]),
             load_avg=statistics.mean(r['load_avg'] for r in runs[kind])))
+    pairs = list(zip(tests['cervdet'], tests['plain']))
+    tr = [c['cpu_iter_s'] / p_['cpu_iter_s'] for c, p_ in pairs]
+    trw = [c['iter_s'] / p_['iter_s'] for c, p_ in pairs]
+    for kind in ('cervdet', 'plain'):
+        mine = kind == 'cervdet'
+        it = statistics.mean(r['iter_s'] for r in tests[kind])
+        rows.append(dict(
+            path=f'{kind} inference (tools/test.py, batch {tbatch})',
+            iter_s=it,
+            cpu_iter_s=statistics.mean(r['cpu_iter_s'] for r in tests[kind]),
+            data_s=None, data_share=None, imgs_per_s=tbatch / it,
+            ratio_vs_plain=statistics.mean(tr) if mine else 1.0,
+            ratio_std=statistics.pstdev(tr) if mine else 0.,
+            ratio_wall=statistics.mean(trw) if mine else 1.0,
+            ratio_wall_std=statistics.pstdev(trw) if mine else 0.,
+            runs=len(tests[kind]),
+            load_avg=statistics.mean(r['load_avg'] for r in tests[kind])))
     ips = loader_throughput(ccfg, args.loader_batches)
     rows.append(dict(path=f'train dataloader alone ({args.workers} workers)',
                      iter_s=batch / ips, cpu_iter_s=None, data_s=None,

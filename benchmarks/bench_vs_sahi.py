@@ -23,7 +23,8 @@ overlap and score threshold, through
   runs it (``--no-mask`` on the field, tissue mask on the synthetic slide;
   gallery, overview, cell features and report written; no parquet);
   ``cervdet-noopt`` the same with ``--no-optimize`` (the detector as built),
-  ``cervdet-bf16`` with ``--precision bf16``.
+  ``cervdet-bf16`` with ``--precision bf16``, ``cervdet-agnostic`` with
+  ``--class-agnostic`` (boxes of different classes on one cell merged).
 
 ``tiles``: SAHI's slices (without its extra full-image prediction), or the
 tiles cervdet read (after the tissue mask).
@@ -88,8 +89,9 @@ TABLE_COLUMNS = ('input', 'tool', 'tiles', 'wall_s', 'cpu_s',
                  'border_whole', 'agree', 'load_avg')
 #: Tools compared: SAHI, SlideInferencer (default float32 path), the same
 #: with ``--no-optimize`` (the detector as built) and with ``--precision
-#: bf16``.
-TOOLS = ('sahi', 'cervdet', 'cervdet-noopt', 'cervdet-bf16')
+#: bf16`` and with ``--class-agnostic``.
+TOOLS = ('sahi', 'cervdet', 'cervdet-noopt', 'cervdet-bf16',
+         'cervdet-agnostic')
 
 
 # ----------------------------------------------------------------------------
@@ -392,6 +394,7 @@ def run_cervdet(args) -> dict:
         tile_size=args.tile_size, overlap=args.overlap,
         batch_size=args.batch_size, num_workers=args.num_workers,
         score_thr=args.score_thr, use_mask=is_tiff, write_parquet=False,
+        class_aware=args.tool != 'cervdet-agnostic',
         progress=False)
     out = tempfile.mkdtemp(prefix='bench_vs_sahi_')
     with tempfile.TemporaryDirectory() as warm:  # warm-up on one tile
@@ -577,7 +580,8 @@ def parse_args(argv=None):
                    help='also a synthetic pyramidal slide of this side '
                    '(e.g. 20000; 0: none)')
     p.add_argument('--repeats', type=int, default=3)
-    p.add_argument('--tools', nargs='+', default=list(TOOLS), choices=TOOLS)
+    p.add_argument('--tools', nargs='+', default=list(TOOLS[:4]),
+                   choices=TOOLS)
     p.add_argument('--tile-size', type=int, default=512)
     p.add_argument('--overlap', type=int, default=64)
     p.add_argument('--score-thr', type=float, default=0.3)

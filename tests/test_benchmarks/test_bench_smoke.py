@@ -98,20 +98,27 @@ def test_bench_hw_limit_smoke():
 def test_bench_plugin_overhead_smoke(tmp_path):
     import bench_plugin_overhead as p
     rows = p.main(['--smoke', '--work-dir', str(tmp_path)])
-    assert [r['path'].split(' ')[0] for r in rows] == ['cervdet', 'plain',
-                                                        'train']
+    assert [r['path'].split(' ')[:2] for r in rows] == [
+        ['cervdet', 'train'], ['plain', 'train'], ['cervdet', 'inference'],
+        ['plain', 'inference'], ['train', 'dataloader']]
     for r in rows:
         assert tuple(r) == p.TABLE_COLUMNS
         assert r['imgs_per_s'] > 0
-    for r in rows[:2]:  # CPU s per iteration, from the hook both import
+    for r in rows[:4]:  # CPU s per iteration, from the hook both import
         assert 0 < r['cpu_iter_s'] < 60
-    assert rows[1]['ratio_vs_plain'] == 1.0 and rows[0]['ratio_vs_plain'] > 0
-    assert rows[1]['ratio_wall'] == 1.0 and rows[0]['ratio_wall'] > 0
+    for ours, plain in ((rows[0], rows[1]), (rows[2], rows[3])):
+        assert plain['ratio_vs_plain'] == 1.0 and plain['ratio_wall'] == 1.0
+        assert ours['ratio_vs_plain'] == pytest.approx(
+            ours['cpu_iter_s'] / plain['cpu_iter_s'])  # one round
+        assert ours['ratio_wall'] > 0
     # the plain config really is plain mmdet (it imports the timing hook
     # only), the cervdet one imports cervdet and the same hook
-    text = (tmp_path / 'plain_cfg.py').read_text()
-    assert "runner_type = 'Runner'" in text
-    assert "imports=['bench_cpu_hook']" in text
-    assert "type='CocoDataset'" in text
-    ctext = (tmp_path / 'cervdet_cfg.py').read_text()
-    assert "'cervdet', 'bench_cpu_hook'" in ctext
+    from mmengine.config import Config
+    plain = Config.fromfile(str(tmp_path / 'plain_cfg.py'))
+    assert plain.runner_type == 'Runner'
+    assert plain.custom_imports.imports == ['bench_cpu_hook']
+    assert plain.train_dataloader.dataset.type == 'CocoDataset'
+    ours = Config.fromfile(str(tmp_path / 'cervdet_cfg.py'))
+    assert ours.custom_imports.imports == ['cervdet', 'bench_cpu_hook']
+    for cfg in (plain, ours):
+        assert cfg.custom_hooks[-1] == dict(type='BenchCPUTimeHook')
