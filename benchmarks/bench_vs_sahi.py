@@ -19,8 +19,8 @@ overlap and score threshold, through
   defaults otherwise (standard full-image prediction on, ``GREEDYNMM`` /
   ``IOS`` 0.5 merging, batch 1); the image is given to it as one decoded
   array (it has no slide reader);
-- ``cervdet``: :class:`cervdet.apis.SlideInferencer` as ``tools/slide_infer.py``
-  runs it (``--no-mask`` on the field, tissue mask on the synthetic slide;
+- ``cervdet``: :class:`cervdet.apis.SlideInferencer` as
+  ``tools/slide_infer.py`` runs it (``--no-mask`` on the field, tissue mask on the synthetic slide;
   gallery, overview, cell features and report written; no parquet);
   ``cervdet-noopt`` the same with ``--no-optimize`` (the detector as built),
   ``cervdet-bf16`` with ``--precision bf16``, ``cervdet-agnostic`` with
@@ -35,8 +35,8 @@ image decode + slicing + detection + merging (+ cervdet's outputs);
 ``cpu_s`` the CPU seconds of the process and its reaped children over the
 same span (on a machine loaded by other jobs, CPU time measures the work,
 wall time also the waiting); ``peak_mb`` the highest memory of the process
-tree (:class:`PeakMemory`), sampled every 50 ms after the model is loaded. Runs alternate (sahi, cervdet, sahi, ...)
-``--repeats`` times; the ratio is computed per pair, so a load change of the
+tree (:class:`PeakMemory`), sampled every 50 ms after the model is loaded.
+Runs alternate (sahi, cervdet, sahi, ...) ``--repeats`` times; the ratio is computed per pair, so a load change of the
 machine between pairs does not bias it. Then on the last outputs of each:
 
 - ``dup_pairs``: pairs of output boxes with IoU > 0.5 or IoS > 0.7 (any
