@@ -20,8 +20,8 @@ overlap and score threshold, through
   ``IOS`` 0.5 merging, batch 1); the image is given to it as one decoded
   array (it has no slide reader);
 - ``cervdet``: :class:`cervdet.apis.SlideInferencer` as
-  ``tools/slide_infer.py`` runs it (``--no-mask`` on the field, tissue mask on the synthetic slide;
-  gallery, overview, cell features and report written; no parquet);
+  ``tools/slide_infer.py`` runs it (``--no-mask`` on the field, tissue
+  mask on the synthetic slide; gallery, overview, cell features and report written; no parquet);
   ``cervdet-noopt`` the same with ``--no-optimize`` (the detector as built),
   ``cervdet-bf16`` with ``--precision bf16``, ``cervdet-agnostic`` with
   ``--class-agnostic`` (boxes of different classes on one cell merged).
@@ -36,8 +36,9 @@ image decode + slicing + detection + merging (+ cervdet's outputs);
 same span (on a machine loaded by other jobs, CPU time measures the work,
 wall time also the waiting); ``peak_mb`` the highest memory of the process
 tree (:class:`PeakMemory`), sampled every 50 ms after the model is loaded.
-Runs alternate (sahi, cervdet, sahi, ...) ``--repeats`` times; the ratio is computed per pair, so a load change of the
-machine between pairs does not bias it. Then on the last outputs of each:
+Runs alternate (sahi, cervdet, sahi, ...) ``--repeats`` times; the ratio
+is computed per pair, so a load change of the machine between pairs does
+not bias it. Then on the last outputs of each:
 
 - ``dup_pairs``: pairs of output boxes with IoU > 0.5 or IoS > 0.7 (any
   class; ``dup_pairs_cls``: same class) - a cell reported twice, or a cut
