@@ -21,7 +21,8 @@ overlap and score threshold, through
   array (it has no slide reader);
 - ``cervdet``: :class:`cervdet.apis.SlideInferencer` as
   ``tools/slide_infer.py`` runs it (``--no-mask`` on the field, tissue
-  mask on the synthetic slide; gallery, overview, cell features and report written; no parquet);
+  mask on the synthetic slide; gallery, overview, cell features and report
+  written; no parquet);
   ``cervdet-noopt`` the same with ``--no-optimize`` (the detector as built),
   ``cervdet-bf16`` with ``--precision bf16``, ``cervdet-agnostic`` with
   ``--class-agnostic`` (boxes of different classes on one cell merged).
