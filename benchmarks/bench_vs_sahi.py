@@ -19,11 +19,13 @@ overlap and score threshold, through
   defaults otherwise (standard full-image prediction on, ``GREEDYNMM`` /
   ``IOS`` 0.5 merging, batch 1); the image is given to it as one decoded
   array (it has no slide reader);
-- ``cervdet``: :class:`cervdet.apis.SlideInferencer` as ``tools/slide_infer.py``
-  runs it (``--no-mask`` on the field, tissue mask on the synthetic slide;
-  gallery, overview, cell features and report written; no parquet);
+- ``cervdet``: :class:`cervdet.apis.SlideInferencer` as
+  ``tools/slide_infer.py`` runs it (``--no-mask`` on the field, tissue
+  mask on the synthetic slide; gallery, overview, cell features and report
+  written; no parquet);
   ``cervdet-noopt`` the same with ``--no-optimize`` (the detector as built),
-  ``cervdet-bf16`` with ``--precision bf16``.
+  ``cervdet-bf16`` with ``--precision bf16``, ``cervdet-agnostic`` with
+  ``--class-agnostic`` (boxes of different classes on one cell merged).
 
 ``tiles``: SAHI's slices (without its extra full-image prediction), or the
 tiles cervdet read (after the tissue mask).
@@ -34,16 +36,23 @@ image decode + slicing + detection + merging (+ cervdet's outputs);
 ``cpu_s`` the CPU seconds of the process and its reaped children over the
 same span (on a machine loaded by other jobs, CPU time measures the work,
 wall time also the waiting); ``peak_mb`` the highest memory of the process
-tree (:class:`PeakMemory`), sampled every 50 ms after the model is loaded. Runs alternate (sahi, cervdet, sahi, ...)
-``--repeats`` times; the ratio is computed per pair, so a load change of the
-machine between pairs does not bias it. Then on the last outputs of each:
+tree (:class:`PeakMemory`), sampled every 50 ms after the model is loaded.
+Runs alternate (sahi, cervdet, sahi, ...) ``--repeats`` times; the ratio
+is computed per pair, so a load change of the machine between pairs does
+not bias it. Then on the last outputs of each:
 
 - ``dup_pairs``: pairs of output boxes with IoU > 0.5 or IoS > 0.7 (any
   class; ``dup_pairs_cls``: same class) - a cell reported twice, or a cut
   half of a cell beside the whole one;
+- ``dup_edge`` / ``dup_edge_cls``: those of the pairs that **straddle a tile
+  edge**: no single tile (of the common grid, :func:`grid_positions`; SAHI's
+  slices are the same starts) contains both boxes, so the pair cannot come
+  from one tile's detections - it is what merging the tiles left (pairs
+  inside one tile are the detector's own NMS's business);
 - ``border_cells`` (``--border-cells``, the field only): real CRIC cells
   pasted centred on the interior tile edges; ``border_multi`` counts those
-  covered by more than one output box (IoS > 0.5 with the cell);
+  covered by more than one output box (IoS > 0.5 with the cell),
+  ``border_whole`` those found whole (a box at IoU >= 0.5);
 - ``agree``: boxes of the two outputs matched one to one at IoU >= 0.5 (any
   class), as ``2 * matched / (n_sahi + n_cervdet)``.
 
@@ -78,11 +87,13 @@ DEFAULT_FIELD = DATA / 'tct_field' / 'field_4096x2816.jpg'
 TABLE_COLUMNS = ('input', 'tool', 'tiles', 'wall_s', 'cpu_s',
                  'speedup_wall', 'speedup_wall_std', 'speedup_cpu',
                  'speedup_cpu_std', 'peak_mb', 'boxes', 'dup_pairs',
-                 'dup_pairs_cls', 'border_multi', 'agree', 'load_avg')
+                 'dup_pairs_cls', 'dup_edge', 'dup_edge_cls', 'border_multi',
+                 'border_whole', 'agree', 'load_avg')
 #: Tools compared: SAHI, SlideInferencer (default float32 path), the same
 #: with ``--no-optimize`` (the detector as built) and with ``--precision
-#: bf16``.
-TOOLS = ('sahi', 'cervdet', 'cervdet-noopt', 'cervdet-bf16')
+#: bf16`` and with ``--class-agnostic``.
+TOOLS = ('sahi', 'cervdet', 'cervdet-noopt', 'cervdet-bf16',
+         'cervdet-agnostic')
 
 
 # ----------------------------------------------------------------------------
@@ -179,13 +190,18 @@ def pair_overlaps(a: np.ndarray, b: np.ndarray):
     return inter / np.maximum(union, 1e-9), inter / np.maximum(small, 1e-9)
 
 
-def duplicate_pairs(bboxes: np.ndarray, labels: Optional[np.ndarray] = None,
-                    iou_thr: float = 0.5, ios_thr: float = 0.7,
-                    chunk: int = 2048) -> int:
+def duplicate_index_pairs(bboxes: np.ndarray,
+                          labels: Optional[np.ndarray] = None,
+                          iou_thr: float = 0.5, ios_thr: float = 0.7,
+                          chunk: int = 2048) -> np.ndarray:
     """Pairs ``i < j`` of boxes with IoU > ``iou_thr`` or IoS > ``ios_thr``
-    (of the same label when ``labels`` is given); chunked over rows."""
+    (of the same label when ``labels`` is given); chunked over rows.
+
+    Returns:
+        np.ndarray: int64 ``[P, 2]`` indices ``(i, j)``.
+    """
     b = np.asarray(bboxes, np.float64).reshape(-1, 4)
-    n, total = len(b), 0
+    n, out = len(b), [np.zeros((0, 2), np.int64)]
     for s in range(0, n, chunk):
         iou, ios = pair_overlaps(b[s:s + chunk], b)
         hit = (iou > iou_thr) | (ios > ios_thr)
@@ -193,8 +209,58 @@ def duplicate_pairs(bboxes: np.ndarray, labels: Optional[np.ndarray] = None,
         if labels is not None:
             lab = np.asarray(labels)
             hit &= lab[s:s + chunk, None] == lab[None, :]
-        total += int(hit.sum())
-    return total
+        i, j = np.nonzero(hit)
+        out.append(np.stack([i + s, j], 1).astype(np.int64))
+    return np.concatenate(out)
+
+
+def duplicate_pairs(bboxes: np.ndarray, labels: Optional[np.ndarray] = None,
+                    iou_thr: float = 0.5, ios_thr: float = 0.7,
+                    chunk: int = 2048) -> int:
+    """Number of :func:`duplicate_index_pairs`."""
+    return len(duplicate_index_pairs(bboxes, labels, iou_thr, ios_thr, chunk))
+
+
+def straddling_pairs(bboxes: np.ndarray, pairs: np.ndarray,
+                     xs: np.ndarray, ys: np.ndarray, tile: int) -> int:
+    """Pairs of boxes that no single tile contains both of.
+
+    Args:
+        bboxes (np.ndarray): float ``[N, 4]`` x1, y1, x2, y2 (level 0).
+        pairs (np.ndarray): int ``[P, 2]`` indices into ``bboxes``.
+        xs, ys (np.ndarray): tile starts along x and y (the grid is their
+            product).
+        tile (int): tile side (px).
+
+    Returns:
+        int: pairs whose union box fits in no tile ``[x, x + tile] x [y, y +
+        tile]``: the two boxes came from different tiles (straddle an edge).
+    """
+    b = np.asarray(bboxes, np.float64).reshape(-1, 4)
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    if not len(pairs):
+        return 0
+    bi, bj = b[pairs[:, 0]], b[pairs[:, 1]]
+    lo = np.minimum(bi[:, :2], bj[:, :2])  # union box [P, 2] (x, y)
+    hi = np.maximum(bi[:, 2:], bj[:, 2:])
+    fits = []
+    for axis, starts in ((0, np.asarray(xs)), (1, np.asarray(ys))):
+        st = starts.astype(np.float64)[None, :]
+        fits.append(((st <= lo[:, axis, None]) &
+                     (st + tile >= hi[:, axis, None])).any(1))
+    return int((~(fits[0] & fits[1])).sum())
+
+
+def image_size(path: Path):
+    """``(height, width)`` of level 0 of an image or TIFF, from its header."""
+    p = str(path)
+    if p.lower().endswith(('.tif', '.tiff')):
+        import tifffile
+        with tifffile.TiffFile(p) as t:
+            return tuple(t.pages[0].shape[:2])
+    from PIL import Image
+    with Image.open(p) as im:
+        return im.height, im.width
 
 
 def match_count(a: np.ndarray, b: np.ndarray, iou_thr: float = 0.5) -> int:
@@ -330,6 +396,7 @@ def run_cervdet(args) -> dict:
         tile_size=args.tile_size, overlap=args.overlap,
         batch_size=args.batch_size, num_workers=args.num_workers,
         score_thr=args.score_thr, use_mask=is_tiff, write_parquet=False,
+        class_aware=args.tool != 'cervdet-agnostic',
         progress=False)
     out = tempfile.mkdtemp(prefix='bench_vs_sahi_')
     with tempfile.TemporaryDirectory() as warm:  # warm-up on one tile
@@ -431,14 +498,23 @@ def compare(inputs: Dict[str, Path], args,
         last = {t: runs[t][-1] for t in tools}
         boxes = {t: np.asarray(last[t]['bboxes'], np.float64).reshape(-1, 4)
                  for t in tools}
+        from cervdet.datasets.slide_tiles import grid_positions
+        h, w = image_size(inp)
+        step = args.tile_size - args.overlap
+        xs = grid_positions(w, args.tile_size, step)
+        ys = grid_positions(h, args.tile_size, step)
         for tool in tools:
             sp = {k: [s[k] / max(r[k], 1e-9) for s, r in
                       zip(runs['sahi'], runs[tool])]
                   for k in ('wall_s', 'cpu_s')}
-            multi = None
+            multi = whole = None
             if border_boxes and name in border_boxes:
-                _, ios = pair_overlaps(border_boxes[name], boxes[tool])
+                iou, ios = pair_overlaps(border_boxes[name], boxes[tool])
                 multi = int(((ios > 0.5).sum(1) > 1).sum())
+                whole = int((iou >= 0.5).any(1).sum())
+            labels = np.asarray(last[tool]['labels'])
+            pairs = duplicate_index_pairs(boxes[tool])
+            pairs_cls = pairs[labels[pairs[:, 0]] == labels[pairs[:, 1]]]
             n = len(boxes[tool]) + len(boxes['sahi'])
             rows.append(dict(
                 input=name, tool=tool, tiles=last[tool]['tiles'],
@@ -450,10 +526,12 @@ def compare(inputs: Dict[str, Path], args,
                 speedup_cpu_std=statistics.pstdev(sp['cpu_s']),
                 peak_mb=max(r['peak_mb'] for r in runs[tool]),
                 boxes=len(boxes[tool]),
-                dup_pairs=duplicate_pairs(boxes[tool]),
-                dup_pairs_cls=duplicate_pairs(
-                    boxes[tool], np.asarray(last[tool]['labels'])),
-                border_multi=multi,
+                dup_pairs=len(pairs), dup_pairs_cls=len(pairs_cls),
+                dup_edge=straddling_pairs(boxes[tool], pairs, xs, ys,
+                                          args.tile_size),
+                dup_edge_cls=straddling_pairs(boxes[tool], pairs_cls, xs, ys,
+                                              args.tile_size),
+                border_multi=multi, border_whole=whole,
                 agree=2 * match_count(boxes['sahi'], boxes[tool]) / n
                 if n else None,
                 load_avg=statistics.mean(r['load_avg'] for r in runs[tool])))
@@ -504,7 +582,8 @@ def parse_args(argv=None):
                    help='also a synthetic pyramidal slide of this side '
                    '(e.g. 20000; 0: none)')
     p.add_argument('--repeats', type=int, default=3)
-    p.add_argument('--tools', nargs='+', default=list(TOOLS), choices=TOOLS)
+    p.add_argument('--tools', nargs='+', default=list(TOOLS[:4]),
+                   choices=TOOLS)
     p.add_argument('--tile-size', type=int, default=512)
     p.add_argument('--overlap', type=int, default=64)
     p.add_argument('--score-thr', type=float, default=0.3)
