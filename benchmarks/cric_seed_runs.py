@@ -214,7 +214,7 @@ def one_run(py, cfg, work, seed, extra_opts=()):
     train = [py, 'tools/train.py', cfg, '--work-dir', out, '--cfg-options',
              *opts]
     if osp.isfile(osp.join(out, 'last_checkpoint')) or checkpoints(out):
-        train.insert(4, '--resume')
+        train.insert(3, '--resume')
     wall, cpu = run(train, osp.join(out, 'train.log'))
     ckpts = checkpoints(out)
     if not ckpts:
