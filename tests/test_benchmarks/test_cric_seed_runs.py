@@ -165,3 +165,36 @@ def test_smoke_row_end_to_end_and_resume(shared_data, tmp_path):
     runner.main(args)
     assert time.time() - t0 < 20
     assert os.path.getmtime(res['checkpoint']) == stamp
+
+
+def test_interrupted_training_resumes_with_a_wellformed_command(
+        tmp_path, monkeypatch):
+    """A run with a checkpoint but no result.json resumes: ``--resume`` is a
+    flag of its own and ``--work-dir`` keeps its value."""
+    out = tmp_path / 'row' / 'seed1'
+    out.mkdir(parents=True)
+    (out / 'iter_300.pth').write_bytes(b'x')
+    calls = []
+
+    def fake_run(cmd, log):
+        calls.append([str(c) for c in cmd])
+        if 'tools/test.py' in cmd:
+            d = Path(cmd[cmd.index('--work-dir') + 1]) / '20260101_000000'
+            d.mkdir(parents=True)
+            (d / '20260101_000000.json').write_text(
+                json.dumps({'coco/bbox_mAP': 0.5}) + '\n')
+        else:
+            (out / 'iter_600.pth').write_bytes(b'x')
+        return 1.0, 2.0
+
+    monkeypatch.setattr(runner, 'run', fake_run)
+    res = runner.one_run('python', 'cfg.py', str(tmp_path / 'row'), 1)
+    train = calls[0]
+    assert train[:3] == ['python', 'tools/train.py', 'cfg.py']
+    assert '--resume' in train
+    assert train[train.index('--work-dir') + 1] == str(out)
+    assert train[train.index('--cfg-options') + 1] == 'randomness.seed=1'
+    # the newest checkpoint is tested, the result cached
+    assert calls[1][2:4] == ['cfg.py', str(out / 'iter_600.pth')]
+    assert res['metrics'] == {'coco/bbox_mAP': 0.5}
+    assert (out / 'result.json').is_file()
