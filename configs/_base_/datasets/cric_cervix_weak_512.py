@@ -79,8 +79,11 @@ val_evaluator = [
         classwise=True,
         metric_items=_coco_items),
     dict(type='CorLocMetric', iou_thr=0.5),
+    # the point metric of every CRIC detector (docs/point_metric.md)
+    dict(type='PointHitMetric', ann_file=data_root + 'annotations/val.json'),
 ]
 test_evaluator = [
     dict(val_evaluator[0], ann_file=data_root + 'annotations/test.json'),
     dict(type='CorLocMetric', iou_thr=0.5),
+    dict(type='PointHitMetric', ann_file=data_root + 'annotations/test.json'),
 ]

@@ -414,6 +414,54 @@ def test_table4_configs_build_and_give_their_losses(row, r50_teacher_ckpt):
                for v in losses.values())
 
 
+#: Table 4 row -> CPU config (the CPU full model's rows, one budget)
+TABLE4_CPU = {
+    'SSD': 'ld-wsccd_r18-w32_ssd_adam-cpu_cric-cervix-384.py',
+    'SSD+LDM': 'ld-wsccd_r18-w32_ssd-ldm_adam-cpu_cric-cervix-384.py',
+    'SSD+MIL': 'ld-wsccd_r18-w32_ssd-mil_adam-cpu_cric-cervix-384.py',
+    'LD-WSCCD': LD_CPU.name,
+}
+
+
+@pytest.mark.parametrize('row', sorted(TABLE4_CPU))
+def test_table4_cpu_rows_share_the_student_budget_and_losses(
+        row, cpu_teacher_ckpt):
+    """The CPU Table 4 rows: the same half-width ResNet-18 SSD, data,
+    schedule and batch; MIL head / distillation only where the row has
+    them; the losses of the row and nothing else."""
+    _, student_type, mil, distilled = TABLE4[row]
+    cfg, model = _build(LD / TABLE4_CPU[row], cpu_teacher_ckpt)
+    assert cfg.train_dataloader.batch_size == 4
+    assert cfg.train_cfg.max_epochs == 24
+    assert cfg.optim_wrapper.optimizer == dict(type='Adam', lr=1e-3,
+                                               weight_decay=1e-4)
+    assert cfg.train_dataloader.dataset.ann_file == 'annotations/train.json'
+    assert cfg.test_dataloader.dataset.ann_file == 'annotations/test.json'
+    hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
+    assert hooks == (['FGDDistillHook'] if distilled else [])
+    student = model.student if distilled else model
+    assert type(student).__name__ == student_type
+    assert type(student.backbone).__name__ == 'ResNet'
+    assert student.backbone.base_channels == 32
+    gen = student.bbox_head.prior_generator
+    assert gen.scale_range == (0.2, 0.9) and gen.input_size == 384
+    expected = {'loss_cls', 'loss_bbox'}
+    if mil:
+        assert student.mil_head.pseudo_label == 'top1'
+        assert student.mil_regions['max_per_img'] == 100
+        expected = {'loss_conf', 'loss_loc', 'loss_mil', 'loss_ref1',
+                    'loss_ref2', 'loss_ref3'}
+    if distilled:
+        assert model.fg_boxes == ('gt+student' if mil else 'gt')
+        assert type(model.teacher).__name__ == 'RetinaNet'
+        expected |= {f'loss_fgd_c{i}' for i in range(4)}
+    model.train()
+    with torch.no_grad():
+        data = model.data_preprocessor(_batch(384), True)
+        losses = model.loss(data['inputs'], data['data_samples'])
+    assert set(losses) == expected
+
+
 # ----------------------------------------------------- training runs ---
 def test_cpu_model_learns_on_real_cric_fields(tiny_cric, cpu_teacher_ckpt):
     """20 steps on 2 real CRIC training fields (384x384): the SSD, MIL and
