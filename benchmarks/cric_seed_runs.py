@@ -6,6 +6,8 @@ Usage:
         [--seeds 0 1 2] [--work-dir work_dirs/evidence] [--threads 2]
     python benchmarks/cric_seed_runs.py --suite semi-dual-align
     python benchmarks/cric_seed_runs.py --suite semi-dual-align --smoke
+    python benchmarks/cric_seed_runs.py --suite slide-screening \
+        [--det-work-dir work_dirs/evidence]
 
 Suites: ``retinanet-init`` (CPU RetinaNet from scratch vs DINO init),
 ``semi-dual-align`` (issue 19: supervised / dual alignment / Mean Teacher
@@ -17,6 +19,19 @@ Table 1 baselines on the CRIC fields as ROIs, configs/roi_cls/
 *_cric-roi-fields.py; its preparation cuts data/cric-roi-fields with the
 detection split and caches the DINO cell features once: it needs
 work_dirs/dino_cpu/backbone_teacher.pth, configs/ssl/README.md).
+``slide-screening`` (issue 19: the CRIC fields as small slides, positive
+= any abnormal marked cell, negative = NILM-only; its preparation writes
+``<work>/slide-screening/fields/``: ``labels/<split>.csv`` (``slide,label``)
+and the fields as links, one folder per reading resolution, and
+``counts.json``): per seed k, ``tools/slide_infer.py`` screens every field
+with seed k's last checkpoint of the ``retinanet-init`` suite (from
+``--det-work-dir``) at its 512x380 scale into ``detect/seed<k>/``; the
+rows are the max cell score (baseline) and top-10 mean (no training) and
+attention MIL trained with seed k on the training fields' bags
+(configs/slide_screening/, last of 10 epochs), all scored by
+``tools/slide/eval_slides.py`` on the test fields (field AUC, sensitivity
+at specificity 0.9, top-10 hit rate) and on the val + test fields pooled
+(more negatives); minutes = the detection pass of the seed + the row.
 ``--smoke`` checks that every row runs end to end at a tiny budget (the
 suite's ``smoke`` options: 2 iterations or 1 epoch, a few test fields, a
 random cell encoder for roi-cls), seed 0 by default, under
@@ -164,6 +179,43 @@ SUITES = {
                'train_dataloader.dataset.indices=8',
                'train_dataloader.dataset.feature_cache=' + _ROI_SMOKE_FEATS,
                'test_dataloader.dataset.feature_cache=' + _ROI_SMOKE_FEATS]),
+    # issue 19: the CRIC fields as small slides (positive = any abnormal
+    # marked cell), screened by the CPU RetinaNet of ``retinanet-init``
+    # (seed k's last checkpoint for seed k, read from ``--det-work-dir``),
+    # scored by the max / top-10 mean of the cell scores (no training: the
+    # spread is the detector's) and by attention MIL trained with seed k on
+    # the training fields' bags; last MIL checkpoint of 10 epochs
+    'slide-screening': dict(
+        runner='slide',
+        rows=[
+            ('max cell score (baseline)', 'max'),
+            ('top-10 mean', 'topk_mean'),
+            ('attention MIL, top-32 cells',
+             'configs/slide_screening/attn-mil_topk-32_cervical-fields.py'),
+        ],
+        detector=dict(
+            config=_RET.format(''), work='retinanet-init/' +
+            osp.splitext(osp.basename(_RET.format('')))[0]),
+        # the detector reads the 688x510 fields at 512x380: plain images
+        # get mpp = 688 / width (native 1376 px fields: 0.5), read at
+        # 688 / 512; 380 px tiles (a square tile of the field would be
+        # shrunk to 380x380 by the test pipeline), 2 per field
+        ref_width=688,
+        infer_opts=['--target-mpp', str(688 / 512), '--tile-size', '380',
+                    '--overlap', '128', '--score-thr', '0.05', '--top-k',
+                    '32', '--topk-mean-k', '10', '--no-mask',
+                    '--num-workers', '0', '--no-parquet', '--no-progress'],
+        columns=[
+            ('field AUC', 'slide/auc', 100),
+            ('sens. @ spec. 0.9', 'slide/sens_at_spec90', 100),
+            ('top-10 hit rate', 'slide/top10_hit_rate', 100),
+            ('field AUC, val+test fields', 'pooled/auc', 100),
+            ('sens. @ spec. 0.9, val+test', 'pooled/sens_at_spec90', 100),
+        ],
+        time_column='min / seed (wall / CPU): detection of all fields + row',
+        # fields per split (half negatives) and 1 MIL epoch
+        smoke_fields=dict(train=8, val=4, test=4),
+        smoke=['train_cfg.max_epochs=1']),
 }
 
 
@@ -235,6 +287,200 @@ def one_run(py, cfg, work, seed, extra_opts=()):
     return result
 
 
+SPLITS = ('train', 'val', 'test')
+
+
+def field_slides(coco_file, normal_classes=('NILM', )):
+    """The fields of a COCO split as small slides.
+
+    Returns:
+        list[dict]: per image (file order) ``slide`` (file name stem),
+        ``file_name``, ``width`` and ``label``: ``positive`` when the field
+        has a marked cell of a category not in ``normal_classes``, else
+        ``negative``.
+    """
+    with open(coco_file) as f:
+        coco = json.load(f)
+    normal = {c.lower() for c in normal_classes}
+    abnormal = {c['id'] for c in coco['categories']
+                if c['name'].lower() not in normal}
+    pos = {a['image_id'] for a in coco['annotations']
+           if a['category_id'] in abnormal}
+    return [dict(slide=osp.splitext(osp.basename(i['file_name']))[0],
+                 file_name=i['file_name'], width=int(i['width']),
+                 label='positive' if i['id'] in pos else 'negative')
+            for i in coco['images']]
+
+
+def smoke_subset(fields, n):
+    """``n`` fields, half negative (as many as exist), in file order."""
+    neg = [f for f in fields if f['label'] == 'negative'][:n // 2]
+    pos = [f for f in fields if f['label'] == 'positive'][:n - len(neg)]
+    keep = {f['slide'] for f in neg + pos}
+    return [f for f in fields if f['slide'] in keep]
+
+
+def prepare_fields(suite_dir, suite, smoke=False):
+    """``<suite_dir>/fields/``: per split ``labels/<split>.csv``
+    (``slide,label``), the fields as symlinks grouped by width
+    (``<split>/w<width>/``, one reading resolution each) and
+    ``counts.json`` (fields, positive, negative per split). Written once."""
+    root = osp.join(suite_dir, 'fields')
+    done = osp.join(root, 'counts.json')
+    if osp.isfile(done):
+        with open(done) as f:
+            return json.load(f)
+    counts = {}
+    for split in SPLITS:
+        fields = field_slides(osp.join(
+            ROOT, f'data/cric-cervix/annotations/{split}.json'))
+        if smoke:
+            fields = smoke_subset(fields, suite['smoke_fields'][split])
+        os.makedirs(osp.join(root, 'labels'), exist_ok=True)
+        with open(osp.join(root, 'labels', f'{split}.csv'), 'w') as f:
+            f.write('slide,label\n')
+            f.writelines(f'{x["slide"]},{x["label"]}\n' for x in fields)
+        for x in fields:
+            d = osp.join(root, split, f'w{x["width"]}')
+            os.makedirs(d, exist_ok=True)
+            link = osp.join(d, osp.basename(x['file_name']))
+            if not osp.lexists(link):
+                os.symlink(osp.realpath(osp.join(
+                    ROOT, 'data/cric-cervix/images', x['file_name'])), link)
+        npos = sum(x['label'] == 'positive' for x in fields)
+        counts[split] = dict(fields=len(fields), positive=npos,
+                             negative=len(fields) - npos)
+    with open(done, 'w') as f:
+        json.dump(counts, f, indent=1)
+    return counts
+
+
+def detect_fields(py, suite_dir, suite, seed, det_work):
+    """Screen every split's fields with detector seed ``seed``
+    (``tools/slide_infer.py``, which skips finished fields) into
+    ``<suite_dir>/detect/seed<k>/<split>/`` and lay out the bag folder of
+    the MIL config there (``bags/<slide>`` links, ``labels/``). Returns
+    ``detect.json``: wall / CPU seconds of the pass (cached)."""
+    out = osp.join(suite_dir, 'detect', f'seed{seed}')
+    res_file = osp.join(out, 'detect.json')
+    if osp.isfile(res_file):
+        with open(res_file) as f:
+            return json.load(f)
+    det = suite['detector']
+    ckpts = checkpoints(osp.join(det_work, det['work'], f'seed{seed}'))
+    if not ckpts:
+        sys.exit(f'no detector checkpoint under {det_work}/{det["work"]}/'
+                 f'seed{seed}: run --suite retinanet-init first (or pass '
+                 '--det-work-dir)')
+    os.makedirs(osp.join(out, 'bags'), exist_ok=True)
+    wall = cpu = 0.
+    fields = osp.join(suite_dir, 'fields')
+    for split in SPLITS:
+        for group in sorted(os.listdir(osp.join(fields, split))):
+            mpp = suite['ref_width'] / int(group[1:])
+            w, c = run([py, 'tools/slide_infer.py', det['config'], ckpts[-1],
+                        osp.join(fields, split, group), '--out-dir',
+                        osp.join(out, split), '--mpp', str(mpp),
+                        *suite['infer_opts']], osp.join(out, 'detect.log'))
+            wall, cpu = wall + w, cpu + c
+        for name in os.listdir(osp.join(out, split)):
+            link = osp.join(out, 'bags', name)
+            if osp.isdir(osp.join(out, split, name)) and not osp.lexists(
+                    link):
+                os.symlink(osp.join('..', split, name), link)
+    if osp.lexists(osp.join(out, 'labels')):
+        os.remove(osp.join(out, 'labels'))
+    os.symlink(osp.join('..', '..', 'fields', 'labels'),
+               osp.join(out, 'labels'))
+    result = dict(seed=seed, checkpoint=ckpts[-1], wall_s=wall, cpu_s=cpu)
+    with open(res_file, 'w') as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+def eval_split(py, det_dir, split, source, out, log):
+    """``tools/slide/eval_slides.py`` on one split: its metrics dict and
+    (wall, CPU) seconds. ``source``: an aggregator name, or the MIL
+    (config, checkpoint)."""
+    how = (['--aggregator', source] if isinstance(source, str) else
+           ['--mil-config', source[0], '--mil-checkpoint', source[1]])
+    cost = run([py, 'tools/slide/eval_slides.py', osp.join(det_dir, split),
+                '--labels', osp.join(det_dir, 'labels', f'{split}.csv'),
+                *how, '--cell-gt',
+                f'data/cric-cervix/annotations/{split}.json',
+                '--normal-classes', 'NILM', '--topk', '10', '--out', out,
+                '--force-overwrite'], log)
+    with open(out) as f:
+        return json.load(f), cost
+
+
+def slide_run(py, suite, suite_dir, row, seed, det, extra_opts=()):
+    """One row of the slide-screening suite for one seed (cached in
+    ``<suite_dir>/<row>/seed<k>/result.json``)."""
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    from cervdet.evaluation.metrics.slide_screening_metric import \
+        screening_summary
+    label, source = row
+    name = source if '/' not in source else osp.splitext(
+        osp.basename(source))[0]
+    out = osp.join(suite_dir, name, f'seed{seed}')
+    res_file = osp.join(out, 'result.json')
+    if osp.isfile(res_file):
+        with open(res_file) as f:
+            return json.load(f)
+    os.makedirs(out, exist_ok=True)
+    det_dir = osp.join(suite_dir, 'detect', f'seed{seed}')
+    wall = cpu = 0.
+    if '/' in source:  # a MIL config: train on the train fields' bags
+        with np.load(osp.join(det_dir, 'bags', sorted(os.listdir(
+                osp.join(det_dir, 'bags')))[0], 'cells_topk.npz')) as bag:
+            width = bag['feats'].shape[1]
+        data = [f'{s}_dataloader.dataset.data_root={det_dir}/'
+                for s in SPLITS]
+        train = [py, 'tools/train.py', source, '--work-dir', out,
+                 '--cfg-options', f'randomness.seed={seed}',
+                 f'model.aggregator.in_channels={width}', *data,
+                 *extra_opts]
+        if checkpoints(out):
+            train.insert(3, '--resume')
+        wall, cpu = run(train, osp.join(out, 'train.log'))
+        ckpts = checkpoints(out)
+        if not ckpts:
+            sys.exit(f'no checkpoint in {out}; see {out}/train.log')
+        source = (osp.join(out, osp.basename(source)), ckpts[-1])
+    evals = {}
+    for split in ('val', 'test'):
+        evals[split], (w, c) = eval_split(
+            py, det_dir, split, source, osp.join(out, f'eval_{split}.json'),
+            osp.join(out, 'eval.log'))
+        wall, cpu = wall + w, cpu + c
+    test = evals['test']
+    pooled = [p for e in evals.values() for p in e['per_slide']]
+    pool = screening_summary(np.array([p['positive'] for p in pooled]),
+                             np.array([p['score'] for p in pooled]), 0.9)
+    metrics = {
+        'slide/auc': test['auc'],
+        'slide/sens_at_spec90': test['sensitivity_at_spec']['0.9'],
+        'slide/top10_hit_rate': test['top10_hit_rate'],
+        'slide/triage_share': test['triage_share_at_full_sensitivity'],
+        'pooled/auc': pool['auc'],
+        'pooled/sens_at_spec90': pool['sensitivity'],
+    }
+    result = dict(
+        seed=seed, row=label, source=source, metrics=metrics,
+        test_fields=dict(positive=test['num_positive'],
+                         negative=test['num_negative']),
+        pooled_fields=dict(positive=pool['num_positive'],
+                           negative=pool['num_negative']),
+        detector=det['checkpoint'], row_wall_s=wall, row_cpu_s=cpu,
+        detect_wall_s=det['wall_s'], detect_cpu_s=det['cpu_s'],
+        train_wall_s=det['wall_s'] + wall, train_cpu_s=det['cpu_s'] + cpu)
+    with open(res_file + '.tmp', 'w') as f:
+        json.dump(result, f, indent=1)
+    os.replace(res_file + '.tmp', res_file)
+    return result
+
 def mean_std(values):
     v = np.asarray(values, dtype=float)
     if len(v) == 0 or np.all(np.isnan(v)):
@@ -244,9 +490,9 @@ def mean_std(values):
     return f'{np.nanmean(v):.1f} +- {np.nanstd(v, ddof=1):.1f}'
 
 
-def table(rows_results, seeds, columns=COLUMNS):
-    head = ['row', 'seeds'] + [c for c, _, _ in columns] + [
-        'train min (wall / CPU)']
+def table(rows_results, seeds, columns=COLUMNS,
+          time_column='train min (wall / CPU)'):
+    head = ['row', 'seeds'] + [c for c, _, _ in columns] + [time_column]
     lines = ['| ' + ' | '.join(head) + ' |',
              '|' + '---|' * len(head)]
     for label, results in rows_results:
@@ -272,6 +518,10 @@ def main(argv=None):
                    help='default 0 1 2 (0 with --smoke)')
     p.add_argument('--work-dir', default='work_dirs/evidence')
     p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--det-work-dir', default=None,
+                   help='slide-screening: the --work-dir of the '
+                   'retinanet-init suite whose seed k detector screens '
+                   'the fields of seed k (default: --work-dir)')
     p.add_argument('--rows', nargs='*', default=None,
                    help='only these row numbers (0-based)')
     p.add_argument('--smoke', action='store_true',
@@ -311,6 +561,11 @@ def main(argv=None):
             osp.join(suite_dir, 'prepare.log'))
     todo = range(len(rows)) if args.rows is None else map(int, args.rows)
     todo = set(todo)
+    if suite.get('runner') == 'slide':
+        counts = prepare_fields(suite_dir, suite, args.smoke)
+        print(f'[{args.suite}] fields (positive / negative): ' + ', '.join(
+            f'{k} {v["positive"]} / {v["negative"]}'
+            for k, v in counts.items()), flush=True)
     rows_results = []
     # seed-major order: every row gets seed 0 before any row gets seed 1,
     # so an interrupted session leaves comparable rows
@@ -319,6 +574,14 @@ def main(argv=None):
         for i, (label, cfg) in enumerate(rows):
             if i not in todo:
                 continue
+            if suite.get('runner') == 'slide':
+                det = detect_fields(
+                    py, suite_dir, suite, seed,
+                    osp.join(ROOT, args.det_work_dir or args.work_dir))
+                done[i].append(slide_run(py, suite, suite_dir, (label, cfg),
+                                         seed, det, extra))
+                print(f'[{args.suite}] {label} seed {seed} done', flush=True)
+                continue
             work = osp.join(suite_dir, osp.splitext(osp.basename(cfg))[0])
             done[i].append(one_run(py, cfg, work, seed, extra))
             print(f'[{args.suite}] {label} seed {seed} done', flush=True)
@@ -326,7 +589,17 @@ def main(argv=None):
     text = (f'Suite `{args.suite}`, seeds {args.seeds}, test fields of '
             'data/cric-cervix (CRIC Cervix, per-field split seed 0); mean '
             '+- sample std over seeds.\n\n' +
-            table(rows_results, args.seeds, suite.get('columns', COLUMNS)))
+            table(rows_results, args.seeds, suite.get('columns', COLUMNS),
+                  suite.get('time_column', 'train min (wall / CPU)')))
+    if suite.get('runner') == 'slide':
+        text += ('\n\nFields (positive = any abnormal marked cell / '
+                 'negative = NILM-only): ' + ', '.join(
+                     f'{k} {v["positive"]} / {v["negative"]}'
+                     for k, v in counts.items()) + '. Top-10 hit rate: '
+                 'share of positive test fields with a marked abnormal '
+                 'cell among the 10 highest-scoring detected cells (IoU '
+                 '>= 0.3 or centre inside; the detector\'s ranking, so '
+                 'the same for every row of a seed).')
     if args.smoke:
         text = ('SMOKE RUN (tiny budget: ' + ' '.join(extra) + '): these '
                 'numbers mean nothing.\n\n' + text)

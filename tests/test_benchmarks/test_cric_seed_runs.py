@@ -198,3 +198,50 @@ def test_interrupted_training_resumes_with_a_wellformed_command(
     assert calls[1][2:4] == ['cfg.py', str(out / 'iter_600.pth')]
     assert res['metrics'] == {'coco/bbox_mAP': 0.5}
     assert (out / 'result.json').is_file()
+
+
+def test_slide_suite_fields_labels_and_table_columns(tmp_path):
+    suite = runner.SUITES['slide-screening']
+    assert suite['runner'] == 'slide'
+    assert [src for _, src in suite['rows']][:2] == ['max', 'topk_mean']
+    mil = Config.fromfile(str(ROOT / suite['rows'][2][1]))
+    assert mil.model.aggregator.type == 'AttentionMILAggregator'
+    assert mil.train_cfg.max_epochs == 10
+    # the detector of the retinanet-init suite, its 512x380 reading scale
+    assert suite['detector']['config'] == runner.SUITES['retinanet-init'][
+        'rows'][0][1]
+    opts = suite['infer_opts']
+    assert float(opts[opts.index('--target-mpp') + 1]) * 512 == pytest.approx(
+        suite['ref_width'])
+    # positive = any marked cell of a non-NILM category
+    coco = dict(
+        images=[dict(id=i, file_name=f'f{i}.jpg', width=688, height=510)
+                for i in range(1, 5)],
+        categories=[dict(id=1, name='LSIL'), dict(id=2, name='NILM')],
+        annotations=[dict(id=1, image_id=1, category_id=1),
+                     dict(id=2, image_id=2, category_id=2),
+                     dict(id=3, image_id=3, category_id=1),
+                     dict(id=4, image_id=3, category_id=2)])
+    (tmp_path / 'a.json').write_text(json.dumps(coco))
+    fields = runner.field_slides(str(tmp_path / 'a.json'))
+    assert [(f['slide'], f['label']) for f in fields] == [
+        ('f1', 'positive'), ('f2', 'negative'), ('f3', 'positive'),
+        ('f4', 'negative')]
+    assert [f['slide'] for f in runner.smoke_subset(fields, 2)] == [
+        'f1', 'f2']
+    # the table: the issue's three columns on the test fields, the pooled
+    # val+test ones, and the CPU minutes of detection + row
+    res = [dict(metrics={'slide/auc': a, 'slide/sens_at_spec90': .5,
+                         'slide/top10_hit_rate': .8, 'pooled/auc': .6,
+                         'pooled/sens_at_spec90': .4},
+                train_wall_s=120., train_cpu_s=60.) for a in (.7, .8, .9)]
+    text = runner.table([('max cell score (baseline)', res)], [0, 1, 2],
+                        suite['columns'], suite['time_column'])
+    head, _, row = text.splitlines()
+    assert [c.strip() for c in head.split('|')[1:-1]] == [
+        'row', 'seeds', 'field AUC', 'sens. @ spec. 0.9', 'top-10 hit rate',
+        'field AUC, val+test fields', 'sens. @ spec. 0.9, val+test',
+        'min / seed (wall / CPU): detection of all fields + row']
+    assert [c.strip() for c in row.split('|')[1:-1]] == [
+        'max cell score (baseline)', '3', '80.0 +- 10.0', '50.0 +- 0.0',
+        '80.0 +- 0.0', '60.0 +- 0.0', '40.0 +- 0.0', '2.0 / 1.0']
