@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
+from cervdet.utils.constants import IMG_EXTS
 
 #: Keys every image / annotation / category entry needs.
 REQUIRED_KEYS: Dict[str, Tuple[str, ...]] = dict(

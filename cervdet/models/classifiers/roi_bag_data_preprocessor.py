@@ -22,7 +22,8 @@ The preprocessor pads every ROI to ``N_max`` of the batch and returns::
 with ``mask`` True for real cells; padded slots are 0. Everything is moved to
 the model's device.
 
-Usage (in a config)::
+Usage (in a config; ImageNet's statistics, ``cervdet.utils.constants``'s
+``IMAGENET_MEAN``/``IMAGENET_STD``)::
 
     data_preprocessor = dict(
         type='ROIBagDataPreprocessor',
