@@ -28,14 +28,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.evaluator import BaseMetric
+from mmpretrain.registry import METRICS
 from torch import Tensor
 
 from .roi_classification_metric import confusion_matrix, per_class_prf
-
-try:  # classifier metrics live in mmpretrain's scope
-    from mmpretrain.registry import METRICS
-except ImportError:  # mmpretrain not installed: root registry (all scopes)
-    from mmengine.registry import METRICS
 
 ArrayLike = Union[Tensor, np.ndarray, Sequence[int]]
 
