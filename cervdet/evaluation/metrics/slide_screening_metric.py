@@ -1,4 +1,4 @@
-"""Slide-level screening metrics (issue 9, whole-slide screening).
+"""Slide-level screening metrics (whole-slide screening).
 
 Pure functions (fractions in [0, 1]; ``y`` bool/int [N], 1 = positive slide,
 ``s`` float [N] slide scores, higher = more suspicious):

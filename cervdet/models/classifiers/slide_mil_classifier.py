@@ -1,4 +1,4 @@
-"""Slide-level call from the top-k cells of a slide (issue 9, whole-slide
+"""Slide-level call from the top-k cells of a slide (whole-slide
 screening): a slide is a bag of its detected cells (``cells_topk.npz`` of
 ``tools/slide_infer.py``, read by :class:`~cervdet.datasets.SlideBagDataset`)
 and a slide aggregator (``AttentionMILAggregator``, ``MaxScoreAggregator``,
