@@ -1,7 +1,6 @@
 from .cervical_coco import CervicalCocoDataset, CocoAnnotationError
 from .classes import BETHESDA_CLASSES, BETHESDA_PALETTE, TCT11_CLASSES, TCT11_PALETTE
 from .coco_checks import check_coco, format_report
-from .pyramidal_tiff import write_pyramidal_tiff, write_pyramidal_tiff_from_array
 from .roi_bag_dataset import ROIBagDataset, cache_name, xywh_to_xyxy_checked
 from .slide_bag_dataset import SlideBagDataset, load_slide_bag, read_slide_labels
 from .slide_readers import SlideOpenError, SlideReader, TiffFileReader, open_slide
@@ -27,8 +26,7 @@ __all__ = [
     'format_report', 'WeakCocoDataset', 'WEAK_META_KEYS',
     'WEAK_TEST_META_KEYS', 'select_box_images', 'ROIBagDataset', 'cache_name',
     'xywh_to_xyxy_checked', 'SlideBagDataset', 'load_slide_bag',
-    'read_slide_labels', 'write_pyramidal_tiff',
-    'write_pyramidal_tiff_from_array', 'SlideOpenError', 'SlideReader',
+    'read_slide_labels', 'SlideOpenError', 'SlideReader',
     'TiffFileReader', 'open_slide', 'SlideTileDataset', 'TilePlan',
     'collate_tiles', 'plan_tiles', 'resolve_read_scale', 'tissue_mask'
 ]

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from cervdet.datasets import pyramidal_tiff as pt
+from cervdet.testing import pyramidal_tiff as pt
 from cervdet.datasets import slide_readers as sr
 from cervdet.datasets import slide_tiles as st
 

@@ -12,7 +12,7 @@ import tifffile
 import torch
 
 from conftest import CPU_CONFIG, run_tool
-from cervdet.datasets.pyramidal_tiff import write_pyramidal_tiff_from_array
+from cervdet.testing.pyramidal_tiff import write_pyramidal_tiff_from_array
 
 
 def _checkpoint(path):
