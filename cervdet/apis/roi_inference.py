@@ -40,8 +40,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from cervdet.datasets.transforms.crop_cells import (crop_and_resize,
-                                                    expand_boxes)
+from cervdet.datasets.transforms.crop_cells import crop_and_resize, expand_boxes
+
 # ImageNet statistics (RGB), the extraction tool's default normalisation.
 from cervdet.utils.constants import IMAGENET_MEAN, IMAGENET_STD
 

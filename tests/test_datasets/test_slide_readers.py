@@ -1,13 +1,13 @@
 """Slide readers (openslide, tiffslide, tifffile, plain image) on a tiny
 pyramidal TIFF written by cervdet.testing.pyramidal_tiff."""
-import cv2
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
-from cervdet.testing import pyramidal_tiff as pt
 from cervdet.datasets import slide_readers as sr
+from cervdet.testing import pyramidal_tiff as pt
 
 H, W = 1100, 1500
 RED, BLUE = (200, 30, 40), (40, 60, 190)

@@ -11,8 +11,8 @@ import numpy as np
 import tifffile
 import torch
 
-from conftest import CPU_CONFIG, run_tool
 from cervdet.testing.pyramidal_tiff import write_pyramidal_tiff_from_array
+from conftest import CPU_CONFIG, run_tool
 
 
 def _checkpoint(path):

@@ -5,12 +5,15 @@ import os
 import pytest
 import torch
 
-from cervdet.utils.checkpoint_files import (CheckpointMismatchError,
-                                            check_checkpoint_fits,
-                                            checkpoint_problem,
-                                            find_resume_checkpoint,
-                                            numbered_checkpoints, set_aside,
-                                            state_dict_mismatch)
+from cervdet.utils.checkpoint_files import (
+    CheckpointMismatchError,
+    check_checkpoint_fits,
+    checkpoint_problem,
+    find_resume_checkpoint,
+    numbered_checkpoints,
+    set_aside,
+    state_dict_mismatch,
+)
 
 
 def _save(path, value=0.):
@@ -113,9 +116,9 @@ def test_other_detector_and_classes_refused(tmp_path):
                        r' vs \[45, 64, 3, 3\]'):
         check_checkpoint_fits(retina, str(tmp_path / 'r11.pth'))
     # a two-stage detector: its roi_head / rpn_head keys are unexpected
+    import mmdet
     from mmdet.registry import MODELS
     from mmengine.config import Config
-    import mmdet
     mim = os.path.join(os.path.dirname(mmdet.__file__), '.mim', 'configs')
     frcnn_cfg = Config.fromfile(os.path.join(
         mim, 'faster_rcnn', 'faster-rcnn_r50_fpn_1x_coco.py')).model

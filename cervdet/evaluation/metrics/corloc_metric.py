@@ -13,10 +13,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from mmengine.evaluator import BaseMetric
-from mmengine.logging import print_log
 from mmdet.registry import METRICS
 from mmdet.structures.bbox import bbox_overlaps
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import print_log
 
 
 def _numpy(x) -> np.ndarray:

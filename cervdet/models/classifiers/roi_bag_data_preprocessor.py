@@ -35,10 +35,9 @@ from typing import List, Optional, Sequence
 
 import torch
 from mmengine.model import BaseDataPreprocessor
+from mmpretrain.registry import MODELS
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
-
-from mmpretrain.registry import MODELS
 
 CACHED_KEYS = ('pooled', 'maps')
 

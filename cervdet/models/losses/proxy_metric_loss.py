@@ -22,9 +22,8 @@ from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
-from torch import Tensor
-
 from mmdet.registry import MODELS
+from torch import Tensor
 
 DENOMINATORS = ('exclude_true', 'all')
 

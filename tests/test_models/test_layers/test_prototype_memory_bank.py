@@ -5,10 +5,10 @@ import sys
 
 import pytest
 import torch
+from mmdet.registry import MODELS
 
 from cervdet.models.layers import PrototypeMemoryBank
 from conftest import free_port, run_tool
-from mmdet.registry import MODELS
 
 
 def entry(values):

@@ -7,8 +7,7 @@ import math
 import torch
 
 from conftest import ROOT, free_port, run_tool
-from test_configs_ssl import (CPU_VIT, _scalars, _tiny_config,  # noqa: F401
-                              tiny_data)
+from test_configs_ssl import CPU_VIT, _scalars, _tiny_config, tiny_data  # noqa: F401
 
 
 def test_dist_train_two_processes_vit(tmp_path, tiny_data):
