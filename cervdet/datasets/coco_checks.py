@@ -249,7 +249,7 @@ def _boxes(bboxes: Sequence) -> np.ndarray:
 
 
 def _check_entries(rep: _Report, items: Sequence,
-             kind: str) -> Tuple[List[Dict], np.ndarray]:
+                   kind: str) -> Tuple[List[Dict], np.ndarray]:
     """The dict entries of a list, reporting entries that lack a required key
     (non-dict entries are reported and left out) and duplicate ids.
 

@@ -162,8 +162,8 @@ def to_uint8(pixels: np.ndarray, max_value: Optional[float] = None,
         '(e.g. vips cast / tifffile), then run again.')
 
 
-def _resize_to_max_side(img: np.ndarray, max_side: int) -> Tuple[np.ndarray,
-                                                                  float]:
+def _resize_to_max_side(img: np.ndarray,
+                        max_side: int) -> Tuple[np.ndarray, float]:
     """Downscale ``img`` [H, W, 3] (area filter) to longest side <= max."""
     h, w = img.shape[:2]
     scale = max(h, w) / float(max_side)

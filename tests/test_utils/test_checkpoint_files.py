@@ -47,8 +47,8 @@ def test_newest_complete_checkpoint_of_the_dir_itself(tmp_path):
         _save(work / f'epoch_{e}.pth', e)
     _save(work / 'iter_500.pth', 500)
     # numeric, not lexical order (epoch_10 > epoch_2); the run's kind first
-    names = [os.path.basename(p) for p in numbered_checkpoints(str(work),
-                                                                'epoch')]
+    names = [os.path.basename(p)
+             for p in numbered_checkpoints(str(work), 'epoch')]
     assert names == ['epoch_10.pth', 'epoch_2.pth', 'epoch_1.pth',
                      'iter_500.pth']
     # last_checkpoint of another (original) dir is not followed

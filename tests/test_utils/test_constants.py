@@ -19,4 +19,3 @@ def test_users_share_the_definition():
     # by path): it is IMG_EXTS and .webp
     assert slide_readers.IMAGE_EXTS == constants.IMG_EXTS + ('.webp', )
     assert set(slide_readers.TIFF_EXTS) <= set(constants.IMG_EXTS)
-

@@ -277,8 +277,8 @@ def knn_evaluate(feats: Union[Tensor, Sequence[Tensor]],
     splits_b = (stratified_splits(t_labels, train_frac, num_splits, seed)
                 if transfer else splits_a)
     per_k: Dict[int, List[Dict]] = {int(k): [] for k in topk}
-    for s, ((train_idx, _), (_, test_idx)) in enumerate(zip(splits_a,
-                                                              splits_b)):
+    for s, ((train_idx, _), (_, test_idx)) in enumerate(
+            zip(splits_a, splits_b)):
         if test_idx.size == 0:
             raise ValueError('a k-NN split has no test sample: every class '
                              'has a single sample; label more data')

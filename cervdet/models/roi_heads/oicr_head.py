@@ -361,8 +361,8 @@ class OICRHead(BaseModule):
             ]).mean(0)
         return losses
 
-    def _gt_of(self, data_sample) -> Tuple[Optional[Tensor],
-                                            Optional[Tensor]]:
+    def _gt_of(self,
+               data_sample) -> Tuple[Optional[Tensor], Optional[Tensor]]:
         """Ground-truth boxes/labels of a sample, or ``(None, None)``.
 
         ``None`` when ``use_gt_bboxes`` is off, the sample's ``has_boxes``

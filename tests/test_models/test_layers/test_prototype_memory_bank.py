@@ -126,5 +126,5 @@ def test_distributed_push_gives_identical_banks(tmp_path):
     assert res['labels'] == [1, 2, 2, 1]
     assert res['fill'] == 4 and res['ptr'] == 1
     assert res['present'] == [False, True, True]
-    assert res['means'][1] == [16.5, -16.5] and res['means'][2] == [16.5,
-                                                                     -16.5]
+    assert res['means'][1] == [16.5, -16.5] and \
+        res['means'][2] == [16.5, -16.5]
