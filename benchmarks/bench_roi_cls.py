@@ -61,7 +61,6 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 CROP_CLASSES = ('NILM', 'ASC-US', 'ASC-H', 'LSIL', 'HSIL', 'SCC')
 ROI_CLASSES = ['NILM', 'LSIL', 'HSIL']
-MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
 
 SIZES = dict(
     cpu=dict(
@@ -87,11 +86,12 @@ SIZES = dict(
 
 def model_cfg(size: str, pixels: bool) -> dict:
     """Config of the ROI classifier of ``size`` (pixel or cached mode)."""
+    from cervdet.utils.constants import IMAGENET_MEAN, IMAGENET_STD
     s = SIZES[size]
     cfg = dict(
         type='GlobalLocalROIClassifier',
-        data_preprocessor=dict(type='ROIBagDataPreprocessor', mean=MEAN,
-                               std=STD, to_rgb=True),
+        data_preprocessor=dict(type='ROIBagDataPreprocessor', mean=list(IMAGENET_MEAN),
+                               std=list(IMAGENET_STD), to_rgb=True),
         global_branch=copy.deepcopy(s['global_branch']),
         local_branch=copy.deepcopy(s['local_branch']),
         cross_attention=copy.deepcopy(s['cross_attention']),
@@ -162,6 +162,7 @@ def main(argv=None):
 
     import cervdet  # noqa: F401  (registers the ROI classifier)
     from cervdet.datasets.transforms import crop_and_resize
+    from cervdet.utils.constants import IMAGENET_MEAN, IMAGENET_STD
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -181,8 +182,8 @@ def main(argv=None):
         {k: v for k, v in pix_model.state_dict().items()
          if not k.startswith('cell_encoder.')})
     encoder = pix_model.cell_encoder
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(STD).view(1, 3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     tmp = tempfile.mkdtemp(prefix='bench_roi_cls_')
     rng = np.random.default_rng(args.seed)
     S = size['cell_size']

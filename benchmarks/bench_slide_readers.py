@@ -56,7 +56,7 @@ def tissue_patch(side: int = 2048, seed: int = 0) -> np.ndarray:
 
 def write_slide(path: Path, size: int, patch: np.ndarray) -> float:
     """A size x size slide, 4 tissue patches; returns the write time (s)."""
-    from cervdet.datasets.pyramidal_tiff import write_pyramidal_tiff
+    from cervdet.testing.pyramidal_tiff import write_pyramidal_tiff
     ps = patch.shape[0]
     spots = [(int(size * fy), int(size * fx)) for fy, fx in
              ((0.1, 0.1), (0.1, 0.6), (0.6, 0.2), (0.55, 0.55))]

@@ -33,8 +33,14 @@ from .utils import register_checkpoint_safe_globals  # noqa: E402
 
 register_checkpoint_safe_globals()
 
-from . import datasets, engine, evaluation, models  # noqa: E402,F401
-from . import apis, visualization  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    apis,
+    datasets,
+    engine,
+    evaluation,
+    models,
+    visualization,
+)
 
 __all__ = [
     '__version__', 'apis', 'datasets', 'engine', 'evaluation', 'models',

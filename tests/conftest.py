@@ -22,6 +22,7 @@ def _mmdet_default_scope():
     with DefaultScope.overwrite_default_scope('mmdet'):
         yield
 
+
 #: Real public data beside the project (``../shared/data`` from the root, or
 #: ``$CERVDET_SHARED_DATA``); read by path, never copied into the project.
 SHARED_DATA = Path(os.environ.get(

@@ -18,10 +18,10 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
+from mmpretrain.registry import MODELS as CLS_MODELS
 
 import cervdet  # noqa: F401
 from cervdet.utils import convert_senet_state_dict
-from mmpretrain.registry import MODELS as CLS_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 PCN_PAPER = ROOT / 'configs' / 'pcn' / \
@@ -125,6 +125,7 @@ def test_stage2_with_the_paper_optimiser_learns_on_real_cric_patches(
                            'test_dataset_converters'))
     sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
     import build_pcn_patches as bp
+
     from test_build_pcn_patches_cric import TRAIN, _contract
     cric = shared_data / 'cric_cervix'
     ann = _contract(cric, TRAIN, tmp_path / 'train.json')

@@ -6,9 +6,8 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from conftest import ROOT
-
 from cervdet.models.layers.cell_vit import VIT_B16_IN21K_URL
+from conftest import ROOT
 
 CFG_DIR = ROOT / 'configs' / 'roi_cls'
 PAPER = CFG_DIR / \

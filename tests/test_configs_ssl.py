@@ -86,8 +86,8 @@ def test_config_builds_with_dino_settings(name):
 
 
 def test_official_crop_scales_and_local_pipeline(shared_data):
-    from mmpretrain.registry import TRANSFORMS
     from mmengine.dataset import Compose
+    from mmpretrain.registry import TRANSFORMS
     cfg = Config.fromfile(SSL / '_base_' / 'cervical_tiles_dino.py')
 
     def scales(pipeline):

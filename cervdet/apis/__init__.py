@@ -1,7 +1,11 @@
 """Inference APIs of cervdet."""
 from .det_init import init_detector_strict
-from .roi_inference import (ROIInferencer, cell_normalisation,
-                            load_coco_boxes, select_detections)
+from .roi_inference import (
+    ROIInferencer,
+    cell_normalisation,
+    load_coco_boxes,
+    select_detections,
+)
 from .slide_inference import SlideInferencer, list_slides
 
 __all__ = [

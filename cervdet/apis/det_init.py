@@ -38,10 +38,11 @@ def init_detector_strict(config: Union[str, Config],
     """
     import os.path as osp
 
-    import cervdet  # noqa: F401  (registers cervdet modules)
     from mmdet.registry import MODELS
     from mmengine.model.utils import revert_sync_batchnorm
     from mmengine.runner import load_checkpoint
+
+    import cervdet  # noqa: F401  (registers cervdet modules)
     cfg = config if isinstance(config, Config) else Config.fromfile(config)
     name = getattr(cfg, 'filename', None) or 'the config'
     model_cfg = copy.deepcopy(cfg.model)

@@ -95,7 +95,8 @@ def push_score_thr(model: nn.Module, score_thr: float) -> Optional[float]:
 
     Only raised, never lowered (the caller filters at its own threshold
     anyway). The head keeps ``score > thr``; the value set is the float32
-    just below ``score_thr``, so the head keeps ``score >= score_thr``. Two-stage detectors (``roi_head``) are left unchanged: their
+    just below ``score_thr``, so the head keeps ``score >= score_thr``.
+    Two-stage detectors (``roi_head``) are left unchanged: their
     RPN proposals must not be thinned by the final threshold.
 
     Returns:

@@ -40,12 +40,10 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from cervdet.datasets.transforms.crop_cells import (crop_and_resize,
-                                                    expand_boxes)
+from cervdet.datasets.transforms.crop_cells import crop_and_resize, expand_boxes
 
-#: ImageNet statistics (RGB), the extraction tool's default normalisation.
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
+# ImageNet statistics (RGB), the extraction tool's default normalisation.
+from cervdet.utils.constants import IMAGENET_MEAN, IMAGENET_STD
 
 
 def cell_normalisation(cfg: Config) -> Tuple[np.ndarray, np.ndarray, bool]:

@@ -41,22 +41,39 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.dist import (all_gather_object, barrier,
-                           broadcast_object_list, get_dist_info)
+from mmengine.dist import (
+    all_gather_object,
+    barrier,
+    broadcast_object_list,
+    get_dist_info,
+)
 from mmengine.registry import DefaultScope
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from cervdet.apis.det_init import init_detector_strict
 from cervdet.apis.inference_speed import optimize_for_inference
-from cervdet.datasets.slide_tiles import (SlideTileDataset, is_decoded,
-                                          open_shared, plan_tiles,
-                                          resolve_read_scale, tissue_mask)
-from cervdet.utils.slide_merge import (concat_dets, drop_edge_boxes,
-                                       index_dets, merge_detections)
-from cervdet.visualization.slide_outputs import (draw_gallery, draw_overview,
-                                                 write_detections_table,
-                                                 write_geojson, write_png)
+from cervdet.datasets.slide_tiles import (
+    SlideTileDataset,
+    is_decoded,
+    open_shared,
+    plan_tiles,
+    resolve_read_scale,
+    tissue_mask,
+)
+from cervdet.utils.slide_merge import (
+    concat_dets,
+    drop_edge_boxes,
+    index_dets,
+    merge_detections,
+)
+from cervdet.visualization.slide_outputs import (
+    draw_gallery,
+    draw_overview,
+    write_detections_table,
+    write_geojson,
+    write_png,
+)
 
 #: Names of the files written per slide (in ``OUT/<slide stem>/``).
 OUTPUT_FILES = dict(
@@ -110,8 +127,9 @@ class _TilePipelineDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         if self._pipeline is None:
-            import cervdet  # noqa: F401  (registers cervdet transforms)
             from mmcv.transforms import Compose
+
+            import cervdet  # noqa: F401  (registers cervdet transforms)
             with DefaultScope.overwrite_default_scope('mmdet'):
                 self._pipeline = Compose(copy.deepcopy(self.pipeline_cfg))
         data = self._pipeline(dict(img=self.tiles[i]['img'], img_id=int(i)))
@@ -893,8 +911,7 @@ class SlideInferencer:
         for w in report['warnings']:
             warnings.warn(f'{slide}: {w}', stacklevel=2)
         if self.thresholds is not None:
-            from cervdet.evaluation.metrics.slide_screening_metric import \
-                call_grade
+            from cervdet.evaluation.metrics.slide_screening_metric import call_grade
             agg = self.thresholds.get('aggregator', 'max')
             if agg not in slide_scores:
                 raise ValueError(f'the thresholds are for aggregator {agg!r}, '

@@ -1,31 +1,33 @@
 from .cervical_coco import CervicalCocoDataset, CocoAnnotationError
-from .classes import (BETHESDA_CLASSES, BETHESDA_PALETTE, TCT11_CLASSES,
-                      TCT11_PALETTE)
+from .classes import BETHESDA_CLASSES, BETHESDA_PALETTE, TCT11_CLASSES, TCT11_PALETTE
 from .coco_checks import check_coco, format_report
+from .roi_bag_dataset import ROIBagDataset, cache_name, xywh_to_xyxy_checked
+from .slide_bag_dataset import SlideBagDataset, load_slide_bag, read_slide_labels
+from .slide_readers import SlideOpenError, SlideReader, TiffFileReader, open_slide
+from .slide_tiles import (
+    SlideTileDataset,
+    TilePlan,
+    collate_tiles,
+    plan_tiles,
+    resolve_read_scale,
+    tissue_mask,
+)
 from .transforms import *  # noqa: F401,F403
-from .weak_coco import (WEAK_META_KEYS, WEAK_TEST_META_KEYS, WeakCocoDataset,
-                        select_box_images)
+from .weak_coco import (
+    WEAK_META_KEYS,
+    WEAK_TEST_META_KEYS,
+    WeakCocoDataset,
+    select_box_images,
+)
 
 __all__ = [
     'CervicalCocoDataset', 'CocoAnnotationError', 'BETHESDA_CLASSES',
     'BETHESDA_PALETTE', 'TCT11_CLASSES', 'TCT11_PALETTE', 'check_coco',
     'format_report', 'WeakCocoDataset', 'WEAK_META_KEYS',
-    'WEAK_TEST_META_KEYS', 'select_box_images'
+    'WEAK_TEST_META_KEYS', 'select_box_images', 'ROIBagDataset', 'cache_name',
+    'xywh_to_xyxy_checked', 'SlideBagDataset', 'load_slide_bag',
+    'read_slide_labels', 'SlideOpenError', 'SlideReader',
+    'TiffFileReader', 'open_slide', 'SlideTileDataset', 'TilePlan',
+    'collate_tiles', 'plan_tiles', 'resolve_read_scale', 'tissue_mask'
 ]
 __all__ += transforms.__all__  # noqa: F405
-from .roi_bag_dataset import ROIBagDataset, cache_name, xywh_to_xyxy_checked
-__all__ += ['ROIBagDataset', 'cache_name', 'xywh_to_xyxy_checked']
-from .slide_bag_dataset import (SlideBagDataset, load_slide_bag,
-                                read_slide_labels)
-__all__ += ['SlideBagDataset', 'load_slide_bag', 'read_slide_labels']
-from .pyramidal_tiff import write_pyramidal_tiff, write_pyramidal_tiff_from_array
-from .slide_readers import (SlideOpenError, SlideReader, TiffFileReader,
-                            open_slide)
-from .slide_tiles import (SlideTileDataset, TilePlan, collate_tiles,
-                          plan_tiles, resolve_read_scale, tissue_mask)
-__all__ += [
-    'write_pyramidal_tiff', 'write_pyramidal_tiff_from_array',
-    'SlideOpenError', 'SlideReader', 'TiffFileReader', 'open_slide',
-    'SlideTileDataset', 'TilePlan', 'collate_tiles', 'plan_tiles',
-    'resolve_read_scale', 'tissue_mask'
-]

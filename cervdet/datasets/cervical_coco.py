@@ -3,9 +3,9 @@ import os
 import os.path as osp
 from typing import Any, List
 
-from mmengine.fileio import get_local_path
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
+from mmengine.fileio import get_local_path
 
 from .classes import BETHESDA_CLASSES, BETHESDA_PALETTE
 from .coco_checks import check_coco, format_problem

@@ -12,14 +12,13 @@ import os
 from collections import defaultdict
 from itertools import chain, compress
 from pathlib import Path
-from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple,
-                    Union)
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
+from cervdet.utils.constants import IMG_EXTS
 
 #: Keys every image / annotation / category entry needs.
 REQUIRED_KEYS: Dict[str, Tuple[str, ...]] = dict(
@@ -250,7 +249,7 @@ def _boxes(bboxes: Sequence) -> np.ndarray:
 
 
 def _check_entries(rep: _Report, items: Sequence,
-             kind: str) -> Tuple[List[Dict], np.ndarray]:
+                   kind: str) -> Tuple[List[Dict], np.ndarray]:
     """The dict entries of a list, reporting entries that lack a required key
     (non-dict entries are reported and left out) and duplicate ids.
 

@@ -30,11 +30,7 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 from mmengine.utils import is_abs
-
-try:
-    from mmpretrain.registry import DATASETS
-except ImportError:  # pragma: no cover - mmpretrain missing: root registry
-    from mmengine.registry import DATASETS
+from mmpretrain.registry import DATASETS
 
 #: Boxes may stick out of the ROI by this many pixels; they are clipped.
 BOX_TOLERANCE: float = 1.0

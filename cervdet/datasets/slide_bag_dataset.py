@@ -34,12 +34,8 @@ import numpy as np
 import torch
 from mmengine.dataset import BaseDataset
 from mmengine.utils import is_abs
+from mmpretrain.registry import DATASETS
 from mmpretrain.structures import DataSample
-
-try:
-    from mmpretrain.registry import DATASETS
-except ImportError:  # pragma: no cover
-    from mmengine.registry import DATASETS
 
 BAG_FILE = 'cells_topk.npz'
 

@@ -44,7 +44,10 @@ WSI_EXTS = ('.svs', '.ndpi', '.mrxs', '.scn', '.vms', '.vmu', '.bif',
             '.svslide')
 #: Extensions tried as WSI first (pyramidal TIFF), plain image otherwise.
 TIFF_EXTS = ('.tif', '.tiff')
-#: Plain image extensions.
+#: Plain image extensions: ``cervdet.utils.constants.IMG_EXTS`` and ``.webp``
+#: (spelled out, not imported: ``tools/ssl/extract_tiles.py`` loads this file
+#: by path to skip importing torch/mmdet; tests/test_utils/test_constants.py
+#: checks the two lists agree).
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 _INSTALL_HINT = ('pip install openslide-python openslide-bin  (or: pip '
                  'install tiffslide, or: pip install tifffile imagecodecs)')
@@ -159,8 +162,8 @@ def to_uint8(pixels: np.ndarray, max_value: Optional[float] = None,
         '(e.g. vips cast / tifffile), then run again.')
 
 
-def _resize_to_max_side(img: np.ndarray, max_side: int) -> Tuple[np.ndarray,
-                                                                  float]:
+def _resize_to_max_side(img: np.ndarray,
+                        max_side: int) -> Tuple[np.ndarray, float]:
     """Downscale ``img`` [H, W, 3] (area filter) to longest side <= max."""
     h, w = img.shape[:2]
     scale = max(h, w) / float(max_side)

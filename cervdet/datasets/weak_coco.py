@@ -17,10 +17,10 @@ import os.path as osp
 from typing import Dict, List, Sequence
 
 import numpy as np
+from mmdet.registry import DATASETS
 from mmengine.fileio import load
 from mmengine.logging import print_log
 from mmengine.utils import is_abs
-from mmdet.registry import DATASETS
 
 from .cervical_coco import CervicalCocoDataset
 

@@ -33,8 +33,9 @@ def random_scoring_detector(config: Union[str, Config], seed: int = 0,
     Returns:
         nn.Module: The detector in eval mode, ``dataset_meta`` set.
     """
-    import cervdet  # noqa: F401
     from mmdet.registry import MODELS
+
+    import cervdet  # noqa: F401
     cfg = config if isinstance(config, Config) else Config.fromfile(config)
     torch.manual_seed(seed)
     with DefaultScope.overwrite_default_scope('mmdet'):

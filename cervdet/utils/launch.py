@@ -40,8 +40,7 @@ def load_config(config: str,
 def _user_errors() -> tuple:
     from cervdet.datasets.cervical_coco import CocoAnnotationError
     from cervdet.datasets.image_checks import ImageHeaderError
-    from cervdet.utils.checkpoint_files import (CheckpointMismatchError,
-                                                ResumeError)
+    from cervdet.utils.checkpoint_files import CheckpointMismatchError, ResumeError
     from cervdet.utils.registry_hints import UnknownTypeError
     from cervdet.utils.work_dir_lock import WorkDirLockedError
     return (CocoAnnotationError, ImageHeaderError, CheckpointMismatchError,
@@ -61,8 +60,12 @@ def build_runner(cfg: Config) -> Runner:
 
 def amp_available() -> bool:
     """Whether MMEngine's ``AmpOptimWrapper`` can run on this machine."""
-    from mmengine.device import (is_cuda_available, is_mlu_available,
-                                 is_musa_available, is_npu_available)
+    from mmengine.device import (
+        is_cuda_available,
+        is_mlu_available,
+        is_musa_available,
+        is_npu_available,
+    )
     return (is_cuda_available() or is_npu_available() or is_mlu_available()
             or is_musa_available())
 

@@ -7,12 +7,14 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
-from cervdet.apis.inference_speed import (bf16_supported, fuse_conv_bn,
-                                          optimize_for_inference,
-                                          push_score_thr)
+from cervdet.apis.inference_speed import (
+    bf16_supported,
+    fuse_conv_bn,
+    optimize_for_inference,
+    push_score_thr,
+)
 from cervdet.datasets.slide_tiles import is_decoded, open_shared
 from cervdet.testing import random_scoring_detector
-
 from conftest import CPU_CONFIG
 
 

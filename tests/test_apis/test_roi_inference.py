@@ -19,8 +19,12 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 import cervdet.apis  # noqa: F401
-from cervdet.apis import (ROIInferencer, cell_normalisation, load_coco_boxes,
-                          select_detections)
+from cervdet.apis import (
+    ROIInferencer,
+    cell_normalisation,
+    load_coco_boxes,
+    select_detections,
+)
 from cervdet.datasets.transforms import crop_and_resize
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ from mmengine.config import Config
 from mmengine.structures import InstanceData
 
 from cervdet.apis.slide_inference import SlideInferencer, list_slides
-from cervdet.datasets.pyramidal_tiff import write_pyramidal_tiff_from_array
+from cervdet.testing.pyramidal_tiff import write_pyramidal_tiff_from_array
 
 CLASSES = ('dark', 'grey')
 TILE, OVERLAP = 128, 48

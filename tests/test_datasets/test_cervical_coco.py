@@ -5,8 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cervdet.datasets import (BETHESDA_CLASSES, CervicalCocoDataset,
-                              CocoAnnotationError)
+from cervdet.datasets import BETHESDA_CLASSES, CervicalCocoDataset, CocoAnnotationError
 
 PIPELINE = [
     dict(type='LoadImageFromFile'),

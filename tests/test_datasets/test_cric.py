@@ -8,9 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cervdet.datasets.cric import (ABNORMAL_TBS, CricError, build_cric_coco,
-                                   points_to_boxes, read_cric_csv,
-                                   stratified_field_split)
+from cervdet.datasets.cric import (
+    ABNORMAL_TBS,
+    CricError,
+    build_cric_coco,
+    points_to_boxes,
+    read_cric_csv,
+    stratified_field_split,
+)
 from conftest import run_tool
 
 HEADER = ('image_id,image_filename,image_doi,cell_id,bethesda_system,'

@@ -8,9 +8,12 @@ import pytest
 from PIL import Image
 
 from cervdet.datasets import CervicalCocoDataset, CocoAnnotationError
-from cervdet.datasets.image_checks import (ImageHeaderError,
-                                           check_dataset_images,
-                                           image_header_size, image_problem)
+from cervdet.datasets.image_checks import (
+    ImageHeaderError,
+    check_dataset_images,
+    image_header_size,
+    image_problem,
+)
 from test_datasets.test_cervical_coco import PIPELINE, ann, build, make_coco
 
 

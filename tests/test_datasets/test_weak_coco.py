@@ -8,9 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from cervdet.datasets import (BETHESDA_CLASSES, WEAK_META_KEYS,
-                              WEAK_TEST_META_KEYS, WeakCocoDataset,
-                              select_box_images)
+from cervdet.datasets import (
+    BETHESDA_CLASSES,
+    WEAK_META_KEYS,
+    WEAK_TEST_META_KEYS,
+    WeakCocoDataset,
+    select_box_images,
+)
 
 TOOLS = Path(__file__).resolve().parents[2] / 'tools' / 'dataset_converters'
 

@@ -1,4 +1,4 @@
-"""tools/train.py and tools/test.py on wrong input (issue 18): a checkpoint
+"""tools/train.py and tools/test.py on wrong input: a checkpoint
 of another architecture, images that do not match their annotations, an
 unreadable val image, a type-name typo and a diverging loss each stop with
 a message naming the cause; a test never rewrites the training's config

@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT / 'tests' / 'test_apis'))
 sys.path.insert(0, str(ROOT / 'tools' / 'roi_cls'))
 import draw_roi as draw_tool  # noqa: E402
 import infer_rois  # noqa: E402
+
 from test_roi_inference import make_tiny_assets  # noqa: E402
 
 

@@ -9,7 +9,6 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import DATASETS, MODELS
 
 from cervdet.datasets.transforms import crop_and_resize
-
 from conftest import ROOT, run_tool
 
 sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))

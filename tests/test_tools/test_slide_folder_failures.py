@@ -1,5 +1,5 @@
 """tools/slide_infer.py on a folder with a half-copied pyramidal TIFF, a
-16-bit TIFF, a 10x10 image and good fields (issue 18): the good ones finish,
+16-bit TIFF, a 10x10 image and good fields: the good ones finish,
 the 16-bit one is read, the broken one is named, the exit code is 1, the
 summary lists every slide and is merged across runs, and a re-run with
 other settings says that the finished slides are of the earlier settings."""
@@ -11,8 +11,8 @@ import numpy as np
 import tifffile
 import torch
 
+from cervdet.testing.pyramidal_tiff import write_pyramidal_tiff_from_array
 from conftest import CPU_CONFIG, run_tool
-from cervdet.datasets.pyramidal_tiff import write_pyramidal_tiff_from_array
 
 
 def _checkpoint(path):

@@ -38,8 +38,8 @@ def test_one_vs_two_processes(tmp_path, shared_data):
     common = ['--tile-size', '384', '--overlap', '96', '--batch-size', '2',
               '--num-workers', '1', '--score-thr', '0.3', '--mpp', '0.5',
               '--top-k', '8']
-    run_tool([sys.executable, 'tools/slide_infer.py', CPU_CONFIG, ckpt, slides, '--out-dir',
-              tmp_path / 'one', *common], timeout=600)
+    run_tool([sys.executable, 'tools/slide_infer.py', CPU_CONFIG, ckpt, slides,
+              '--out-dir', tmp_path / 'one', *common], timeout=600)
     run_tool(['bash', 'tools/dist_slide_infer.sh', CPU_CONFIG, ckpt, slides,
               '2', '--out-dir', tmp_path / 'two', *common],
              env=dict(PORT=str(free_port())), timeout=600)

@@ -1,4 +1,4 @@
-"""tools/train.py never loses a checkpoint (issue 18): resume takes the
+"""tools/train.py never loses a checkpoint: resume takes the
 newest complete checkpoint of the work dir itself (none: it stops), a
 truncated file is set aside, moved and copied work dirs resume from their
 own files, and two trainings cannot share a work dir."""

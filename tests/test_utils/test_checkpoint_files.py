@@ -5,12 +5,15 @@ import os
 import pytest
 import torch
 
-from cervdet.utils.checkpoint_files import (CheckpointMismatchError,
-                                            check_checkpoint_fits,
-                                            checkpoint_problem,
-                                            find_resume_checkpoint,
-                                            numbered_checkpoints, set_aside,
-                                            state_dict_mismatch)
+from cervdet.utils.checkpoint_files import (
+    CheckpointMismatchError,
+    check_checkpoint_fits,
+    checkpoint_problem,
+    find_resume_checkpoint,
+    numbered_checkpoints,
+    set_aside,
+    state_dict_mismatch,
+)
 
 
 def _save(path, value=0.):
@@ -44,8 +47,8 @@ def test_newest_complete_checkpoint_of_the_dir_itself(tmp_path):
         _save(work / f'epoch_{e}.pth', e)
     _save(work / 'iter_500.pth', 500)
     # numeric, not lexical order (epoch_10 > epoch_2); the run's kind first
-    names = [os.path.basename(p) for p in numbered_checkpoints(str(work),
-                                                                'epoch')]
+    names = [os.path.basename(p)
+             for p in numbered_checkpoints(str(work), 'epoch')]
     assert names == ['epoch_10.pth', 'epoch_2.pth', 'epoch_1.pth',
                      'iter_500.pth']
     # last_checkpoint of another (original) dir is not followed
@@ -113,9 +116,9 @@ def test_other_detector_and_classes_refused(tmp_path):
                        r' vs \[45, 64, 3, 3\]'):
         check_checkpoint_fits(retina, str(tmp_path / 'r11.pth'))
     # a two-stage detector: its roi_head / rpn_head keys are unexpected
+    import mmdet
     from mmdet.registry import MODELS
     from mmengine.config import Config
-    import mmdet
     mim = os.path.join(os.path.dirname(mmdet.__file__), '.mim', 'configs')
     frcnn_cfg = Config.fromfile(os.path.join(
         mim, 'faster_rcnn', 'faster-rcnn_r50_fpn_1x_coco.py')).model

@@ -4,9 +4,8 @@ import warnings
 import pytest
 import torch.distributed as dist
 
+from cervdet.utils.dist import init_dist_device_agnostic, select_backend, shutdown_dist
 from conftest import free_port
-from cervdet.utils.dist import (init_dist_device_agnostic, select_backend,
-                                shutdown_dist)
 
 
 def test_select_backend_per_device():

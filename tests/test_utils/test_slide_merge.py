@@ -6,9 +6,13 @@ import pytest
 import torch
 from mmcv.ops import batched_nms
 
-from cervdet.utils.slide_merge import (_pair_criterion, concat_dets,
-                                       drop_edge_boxes, index_dets,
-                                       merge_detections)
+from cervdet.utils.slide_merge import (
+    _pair_criterion,
+    concat_dets,
+    drop_edge_boxes,
+    index_dets,
+    merge_detections,
+)
 
 
 def _dets(boxes, scores, labels=None):

@@ -8,8 +8,12 @@ import sys
 
 import pytest
 
-from cervdet.utils.work_dir_lock import (LOCK_NAME, WorkDirLock,
-                                         WorkDirLockedError, read_lock)
+from cervdet.utils.work_dir_lock import (
+    LOCK_NAME,
+    WorkDirLock,
+    WorkDirLockedError,
+    read_lock,
+)
 
 
 def test_second_owner_refused_until_released(tmp_path):

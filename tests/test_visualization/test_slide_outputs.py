@@ -11,14 +11,19 @@ import numpy as np
 import pytest
 
 from cervdet.datasets.slide_readers import ImageReader, open_slide
-from cervdet.visualization.slide_outputs import (DEFAULT_SLIDE_PALETTE,
-                                                 TABLE_COLUMNS, UM_COLUMNS,
-                                                 detections_to_geojson,
-                                                 draw_gallery, draw_overview,
-                                                 read_detections_table,
-                                                 slide_palette,
-                                                 write_detections_table,
-                                                 write_geojson, write_png)
+from cervdet.visualization.slide_outputs import (
+    DEFAULT_SLIDE_PALETTE,
+    TABLE_COLUMNS,
+    UM_COLUMNS,
+    detections_to_geojson,
+    draw_gallery,
+    draw_overview,
+    read_detections_table,
+    slide_palette,
+    write_detections_table,
+    write_geojson,
+    write_png,
+)
 
 CLASSES = ['NILM', 'ASC-US', 'LSIL', 'ASC-H', 'HSIL', 'SCC']
 

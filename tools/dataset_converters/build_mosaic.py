@@ -18,6 +18,7 @@ Example::
 """
 import argparse
 import functools
+import importlib
 import importlib.util
 import json
 import os
@@ -40,24 +41,25 @@ DEFAULT_DATA_ROOT = Path(os.environ.get(
     'CERVDET_SHARED_DATA', PROJECT_ROOT / '..' / 'shared' / 'data')).resolve()
 
 
-def _class_lists() -> ModuleType:
-    """cervdet's class lists (``cervdet/datasets/classes.py``).
+def _data_module(name: str) -> ModuleType:
+    """A pure-data cervdet module: ``'datasets.classes'`` (the class lists)
+    or ``'utils.constants'`` (``IMG_EXTS``).
 
     Read straight from the checkout when the tool runs from one: importing
-    the ``cervdet`` package would import torch and mmdet (~10 s) for three
+    the ``cervdet`` package would import torch and mmdet (~10 s) for a few
     tuples. Otherwise (tool copied elsewhere) the installed package is used.
     """
-    path = PROJECT_ROOT / 'cervdet' / 'datasets' / 'classes.py'
+    path = PROJECT_ROOT / 'cervdet' / (name.replace('.', '/') + '.py')
     if not path.is_file():
-        from cervdet.datasets import classes
-        return classes
-    spec = importlib.util.spec_from_file_location('_cervdet_classes', path)
+        return importlib.import_module(f'cervdet.{name}')
+    spec = importlib.util.spec_from_file_location(
+        '_cervdet_' + name.replace('.', '_'), path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-_classes = _class_lists()
+_classes = _data_module('datasets.classes')
 BETHESDA_CLASSES: Tuple[str, ...] = _classes.BETHESDA_CLASSES
 TCT11_CLASSES: Tuple[str, ...] = _classes.TCT11_CLASSES
 CRIC_FOLDER_TO_CLASS: Dict[str, str] = _classes.CRIC_FOLDER_TO_CLASS
@@ -68,7 +70,7 @@ SPLITS: Tuple[str, ...] = ('train', 'val', 'test')
 CRIC_DIR = 'cric_crops_bethesda'
 TCT_DIR = 'tct_crops_11class'
 FIELD_FILE = 'tct_field/field_4096x2816.jpg'
-IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
+IMG_EXTS: Tuple[str, ...] = _data_module('utils.constants').IMG_EXTS
 
 #: Defaults per ``--preset``; every key can be overridden on the command line.
 PRESETS: Dict[str, Dict] = {

@@ -120,7 +120,7 @@ ROI_CLASSES: Tuple[str, ...] = ('NILM', 'LSIL', 'HSIL')
 CELL_TO_ROI_CLASS: Dict[str, str] = {
     'NILM': 'NILM', 'ASC-US': 'LSIL', 'LSIL': 'LSIL',
     'ASC-H': 'HSIL', 'HSIL': 'HSIL', 'SCC': 'HSIL'}
-IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
+IMG_EXTS = bm.IMG_EXTS  # cervdet.utils.constants.IMG_EXTS
 
 #: Herlev folder -> cell class (ours; the table of the docstring).
 HERLEV_FOLDER_TO_CELL_CLASS: Dict[str, str] = {

@@ -37,6 +37,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from cervdet.utils.constants import IMG_EXTS  # noqa: E402
+
 __all__ = ['HERLEV_NORMAL', 'HERLEV_ABNORMAL', 'IMAGE_EXTS',
            'HerlevSplitError', 'list_images', 'split_folder',
            'herlev_binary_split', 'write_lists', 'parse_args', 'main']
@@ -45,7 +50,7 @@ HERLEV_NORMAL = ('normal_superficiel', 'normal_intermediate',
                  'normal_columnar')
 HERLEV_ABNORMAL = ('light_dysplastic', 'moderate_dysplastic',
                    'severe_dysplastic', 'carcinoma_in_situ')
-IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
+IMAGE_EXTS = IMG_EXTS
 OUTPUT_FILES = ('train.txt', 'val.txt', 'classes.txt', 'meta.json')
 
 

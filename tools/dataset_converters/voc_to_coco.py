@@ -21,7 +21,10 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import cv2
 from tqdm import tqdm
 
-IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from cervdet.utils.constants import IMG_EXTS  # noqa: E402
 
 
 class VOCFormatError(ValueError):

@@ -4,12 +4,8 @@ from typing import Optional
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
+from mmpretrain.registry import TRANSFORMS
 from torchvision.ops import roi_align
-
-try:
-    from mmpretrain.registry import TRANSFORMS
-except ImportError:  # pragma: no cover
-    from mmengine.registry import TRANSFORMS
 
 
 def expand_boxes(boxes: np.ndarray, context: float) -> np.ndarray:

@@ -4,11 +4,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 from mmcv.transforms import BaseTransform
-
-try:
-    from mmpretrain.registry import TRANSFORMS
-except ImportError:  # pragma: no cover
-    from mmengine.registry import TRANSFORMS
+from mmpretrain.registry import TRANSFORMS
 
 #: Largest difference (pixels) between the cached and the sample's boxes.
 BOX_ATOL: float = 1e-2

@@ -4,12 +4,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
+from mmpretrain.registry import TRANSFORMS
 from mmpretrain.structures import DataSample
-
-try:
-    from mmpretrain.registry import TRANSFORMS
-except ImportError:  # pragma: no cover
-    from mmengine.registry import TRANSFORMS
 
 
 @TRANSFORMS.register_module()

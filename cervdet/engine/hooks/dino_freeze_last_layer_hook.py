@@ -6,7 +6,6 @@ from typing import List, Optional
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import IterBasedTrainLoop
-
 from mmpretrain.registry import HOOKS
 
 

@@ -10,8 +10,10 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner.checkpoint import save_checkpoint
 
-from cervdet.models.detectors.fgd_distiller import (FGDDistiller,
-                                                    extract_student_state_dict)
+from cervdet.models.detectors.fgd_distiller import (
+    FGDDistiller,
+    extract_student_state_dict,
+)
 
 
 def fgd_schedule_weight(iteration: int, epoch: int, warmup_iters: int = 0,

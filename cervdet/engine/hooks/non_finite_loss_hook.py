@@ -1,6 +1,6 @@
 """Stop training at the first non-finite loss, naming the batch's images."""
 import math
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 from mmdet.registry import HOOKS

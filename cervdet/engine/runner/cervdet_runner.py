@@ -8,19 +8,26 @@ from collections import OrderedDict
 from typing import Dict, List, Optional, Union
 
 import torch.nn as nn
-from torch.nn.parallel import DistributedDataParallel
 from mmengine.device import get_device
-from mmengine.dist import (broadcast_object_list, get_dist_info,
-                           is_distributed, master_only)
+from mmengine.dist import (
+    broadcast_object_list,
+    get_dist_info,
+    is_distributed,
+    master_only,
+)
 from mmengine.hooks import Hook
 from mmengine.registry import MODEL_WRAPPERS, RUNNERS
 from mmengine.runner import Runner
 from mmengine.utils.dl_utils import collect_env
+from torch.nn.parallel import DistributedDataParallel
 
-from cervdet.utils.checkpoint_files import (ResumeError,
-                                            check_checkpoint_fits,
-                                            checkpoint_problem,
-                                            find_resume_checkpoint, set_aside)
+from cervdet.utils.checkpoint_files import (
+    ResumeError,
+    check_checkpoint_fits,
+    checkpoint_problem,
+    find_resume_checkpoint,
+    set_aside,
+)
 from cervdet.utils.dist import init_dist_device_agnostic
 from cervdet.utils.work_dir_lock import WorkDirLock, WorkDirLockedError
 

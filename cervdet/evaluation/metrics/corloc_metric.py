@@ -13,9 +13,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from mmdet.registry import METRICS
+from mmdet.structures.bbox import bbox_overlaps
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
-from mmdet.registry import METRICS
 
 
 def _numpy(x) -> np.ndarray:
@@ -28,7 +29,10 @@ def _numpy(x) -> np.ndarray:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of xyxy boxes (areas ``(x2-x1)*(y2-y1)``, as mmdet).
+    """IoU matrix of xyxy boxes: mmdet's ``bbox_overlaps`` on numpy arrays.
+
+    Computed in float64 with ``eps=1e-12`` (a pair whose union is 0 has IoU
+    0); areas are ``(x2-x1)*(y2-y1)`` as everywhere in mmdet.
 
     Args:
         a (np.ndarray): ``[N, 4]``.
@@ -37,14 +41,9 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Returns:
         np.ndarray: float64 ``[N, M]``.
     """
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    union = (np.prod(a[:, 2:] - a[:, :2], axis=1)[:, None] +
-             np.prod(b[:, 2:] - b[:, :2], axis=1)[None] - inter)
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.)
+    a = torch.from_numpy(np.asarray(a, np.float64).reshape(-1, 4))
+    b = torch.from_numpy(np.asarray(b, np.float64).reshape(-1, 4))
+    return bbox_overlaps(a, b, mode='iou', eps=1e-12).numpy()
 
 
 def corloc_hits(pred_bboxes: np.ndarray, pred_scores: np.ndarray,

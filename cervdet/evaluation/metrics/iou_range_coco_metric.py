@@ -21,13 +21,12 @@ import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from mmengine.fileio import load
-from mmengine.logging import MMLogger
-from terminaltables import AsciiTable
-
 from mmdet.datasets.api_wrappers import COCOeval, COCOevalMP
 from mmdet.evaluation.metrics import CocoMetric
 from mmdet.registry import METRICS
+from mmengine.fileio import load
+from mmengine.logging import MMLogger
+from terminaltables import AsciiTable
 
 
 def iou_thresholds(iou_range: Sequence[float]) -> np.ndarray:

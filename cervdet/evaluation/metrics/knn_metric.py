@@ -28,14 +28,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.evaluator import BaseMetric
+from mmpretrain.registry import METRICS
 from torch import Tensor
 
 from .roi_classification_metric import confusion_matrix, per_class_prf
-
-try:  # classifier metrics live in mmpretrain's scope
-    from mmpretrain.registry import METRICS
-except ImportError:  # mmpretrain not installed: root registry (all scopes)
-    from mmengine.registry import METRICS
 
 ArrayLike = Union[Tensor, np.ndarray, Sequence[int]]
 
@@ -281,8 +277,8 @@ def knn_evaluate(feats: Union[Tensor, Sequence[Tensor]],
     splits_b = (stratified_splits(t_labels, train_frac, num_splits, seed)
                 if transfer else splits_a)
     per_k: Dict[int, List[Dict]] = {int(k): [] for k in topk}
-    for s, ((train_idx, _), (_, test_idx)) in enumerate(zip(splits_a,
-                                                              splits_b)):
+    for s, ((train_idx, _), (_, test_idx)) in enumerate(
+            zip(splits_a, splits_b)):
         if test_idx.size == 0:
             raise ValueError('a k-NN split has no test sample: every class '
                              'has a single sample; label more data')

@@ -42,12 +42,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
 from terminaltables import AsciiTable
-
-from mmdet.registry import METRICS
 
 #: Class names (case-insensitive) that are *normal*; every other class is
 #: abnormal (the CRIC COCO contract: abnormal = not ``NILM`` / ``normal``).

@@ -11,12 +11,8 @@ from typing import List, Optional, Sequence
 import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
+from mmpretrain.registry import METRICS
 from scipy.stats import rankdata
-
-try:  # classifier metrics live in mmpretrain's scope
-    from mmpretrain.registry import METRICS
-except ImportError:  # mmpretrain not installed: root registry (all scopes)
-    from mmengine.registry import METRICS
 
 
 def binary_roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:

@@ -19,13 +19,9 @@ import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
+from mmpretrain.registry import METRICS
 
 from .roc_auc import binary_roc_auc
-
-try:  # classifier metrics live in mmpretrain's scope
-    from mmpretrain.registry import METRICS
-except ImportError:  # pragma: no cover
-    from mmengine.registry import METRICS
 
 
 def confusion_matrix(gt: np.ndarray, pred: np.ndarray,

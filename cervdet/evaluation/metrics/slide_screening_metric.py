@@ -1,4 +1,4 @@
-"""Slide-level screening metrics (issue 9, whole-slide screening).
+"""Slide-level screening metrics (whole-slide screening).
 
 Pure functions (fractions in [0, 1]; ``y`` bool/int [N], 1 = positive slide,
 ``s`` float [N] slide scores, higher = more suspicious):
@@ -28,13 +28,9 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
+from mmpretrain.registry import METRICS
 
 from .roc_auc import binary_roc_auc
-
-try:
-    from mmpretrain.registry import METRICS
-except ImportError:  # pragma: no cover
-    from mmengine.registry import METRICS
 
 
 def _ys(y, s) -> Tuple[np.ndarray, np.ndarray]:

@@ -52,13 +52,15 @@ import torch
 import torch.nn as nn
 from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
-from torch import Tensor
-
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
-from ..layers.cell_pseudo_labels import (bethesda_severity,
-                                         cell_branch_loss,
-                                         cell_pseudo_targets)
+from torch import Tensor
+
+from ..layers.cell_pseudo_labels import (
+    bethesda_severity,
+    cell_branch_loss,
+    cell_pseudo_targets,
+)
 
 
 def _build(cfg: Union[dict, nn.Module]) -> nn.Module:

@@ -22,7 +22,8 @@ The preprocessor pads every ROI to ``N_max`` of the batch and returns::
 with ``mask`` True for real cells; padded slots are 0. Everything is moved to
 the model's device.
 
-Usage (in a config)::
+Usage (in a config; ImageNet's statistics, ``cervdet.utils.constants``'s
+``IMAGENET_MEAN``/``IMAGENET_STD``)::
 
     data_preprocessor = dict(
         type='ROIBagDataPreprocessor',
@@ -34,10 +35,9 @@ from typing import List, Optional, Sequence
 
 import torch
 from mmengine.model import BaseDataPreprocessor
+from mmpretrain.registry import MODELS
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
-
-from mmpretrain.registry import MODELS
 
 CACHED_KEYS = ('pooled', 'maps')
 

@@ -14,10 +14,10 @@ from typing import Dict, Optional, Sequence
 
 import torch
 from mmengine.model import BaseDataPreprocessor
+from mmpretrain.registry import MODELS
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
-from mmpretrain.registry import MODELS
 from ..slide_aggregators.topk_cells import topk_cells
 
 BAG_KEYS = ('scores', 'feats', 'bboxes')

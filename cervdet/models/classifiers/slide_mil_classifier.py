@@ -1,4 +1,4 @@
-"""Slide-level call from the top-k cells of a slide (issue 9, whole-slide
+"""Slide-level call from the top-k cells of a slide (whole-slide
 screening): a slide is a bag of its detected cells (``cells_topk.npz`` of
 ``tools/slide_infer.py``, read by :class:`~cervdet.datasets.SlideBagDataset`)
 and a slide aggregator (``AttentionMILAggregator``, ``MaxScoreAggregator``,
@@ -35,14 +35,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
-from torch import Tensor
-
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
-from ..slide_aggregators.topk_cells import topk_cells
+from torch import Tensor
 
-from .slide_bag_data_preprocessor import (SlideBagDataPreprocessor,  # noqa
-                                          pad_slide_bags)
+from ..slide_aggregators.topk_cells import topk_cells
+from .slide_bag_data_preprocessor import SlideBagDataPreprocessor  # noqa
+from .slide_bag_data_preprocessor import pad_slide_bags
 
 
 def _build(cfg: Union[dict, nn.Module]) -> nn.Module:

@@ -45,17 +45,20 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmdet.models.detectors.base import BaseDetector
 from mmdet.models.detectors.semi_base import SemiBaseDetector
 from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
-from mmdet.models.utils import (filter_gt_instances, rename_loss_dict,
-                                reweight_loss_dict, unpack_gt_instances)
+from mmdet.models.utils import (
+    filter_gt_instances,
+    rename_loss_dict,
+    reweight_loss_dict,
+    unpack_gt_instances,
+)
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox2roi
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from torch import Tensor
 
 from ..layers.prototype_memory_bank import class_prototypes
 from ..losses.prototype_alignment_loss import sigmoid_rampup

@@ -143,8 +143,9 @@ def select_teacher_boxes(pred_instances, score_thr: float,
     return boxes[order].reshape(-1, 4)
 
 
-def _normalisation(preprocessor: nn.Module) -> Tuple[bool, Optional[Tensor],
-                                                      Optional[Tensor], bool]:
+def _normalisation(
+        preprocessor: nn.Module
+) -> Tuple[bool, Optional[Tensor], Optional[Tensor], bool]:
     """(normalises, mean, std, converts BGR->RGB) of a data preprocessor."""
     enabled = bool(getattr(preprocessor, '_enable_normalize', False))
     mean = getattr(preprocessor, 'mean', None) if enabled else None

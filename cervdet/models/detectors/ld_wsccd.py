@@ -14,14 +14,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmcv.ops import batched_nms
-from mmengine.structures import InstanceData
-from torch import Tensor
-
 from mmdet.models.detectors import SingleStageDetector
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample, SampleList
 from mmdet.structures.bbox import bbox2roi
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from mmengine.structures import InstanceData
+from torch import Tensor
 
 from ..layers.oicr_pseudo_labels import mine_pseudo_boxes
 from .wsod_detector import WSODDetector, image_labels_from_sample

@@ -11,19 +11,21 @@ from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
-from mmengine.runner.checkpoint import load_checkpoint
-from torch import Tensor
-
 from mmdet.models.detectors import RetinaNet
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from mmengine.runner.checkpoint import load_checkpoint
+from torch import Tensor
 
-from ..layers.patch_crop import (crop_patches, normalization_transfer,
-                                 patch_regions, transfer_normalization)
-from ..layers.topk_suspicious import (flatten_dense_outputs,
-                                      select_topk_suspicious)
+from ..layers.patch_crop import (
+    crop_patches,
+    normalization_transfer,
+    patch_regions,
+    transfer_normalization,
+)
+from ..layers.topk_suspicious import flatten_dense_outputs, select_topk_suspicious
 
 _PCN_KEY = re.compile(r'(^|\.)pcn\.')
 

@@ -8,14 +8,13 @@ import copy
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.structures import InstanceData
-from torch import Tensor
-
 from mmdet.models.detectors import BaseDetector
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample, SampleList
 from mmdet.structures.bbox import bbox2roi, get_box_tensor
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from mmengine.structures import InstanceData
+from torch import Tensor
 
 _PROPOSALS_FIX = (
     'add LoadProposals (and ProposalBroadcaster around the geometric '

@@ -12,9 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
-from torch import Tensor
-
 from mmpretrain.registry import MODELS
+from torch import Tensor
 
 
 def weight_norm_weight(weight_v: Tensor, weight_g: Tensor,

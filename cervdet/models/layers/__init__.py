@@ -1,14 +1,37 @@
+from .att_blstm import AttBLSTM, masked_softmax, run_packed_rnn
+from .cell_pseudo_labels import cell_branch_loss, cell_pseudo_targets, select_top_least
+from .cell_vit import CellViT
+from .gated_attention_mil import GatedAttentionMIL
 from .metric_projection_head import MetricProjectionHead
-from .oicr_pseudo_labels import (PseudoLabels, assign_pseudo_labels,
-                                 mil_image_scores, mil_loss,
-                                 mine_pseudo_boxes, oicr_pseudo_labels,
-                                 segment_softmax, weighted_cross_entropy)
-from .patch_crop import (crop_patches, normalization_transfer, patch_regions,
-                         transfer_normalization)
-from .prototype_memory_bank import (PrototypeMemoryBank, class_prototypes,
-                                    soft_class_prototypes)
-from .topk_suspicious import (count_per_image, flatten_dense_outputs,
-                              rank_within_groups, select_topk_suspicious)
+from .oicr_pseudo_labels import (
+    PseudoLabels,
+    assign_pseudo_labels,
+    mil_image_scores,
+    mil_loss,
+    mine_pseudo_boxes,
+    oicr_pseudo_labels,
+    segment_softmax,
+    weighted_cross_entropy,
+)
+from .patch_crop import (
+    crop_patches,
+    normalization_transfer,
+    patch_regions,
+    transfer_normalization,
+)
+from .prototype_memory_bank import (
+    PrototypeMemoryBank,
+    class_prototypes,
+    soft_class_prototypes,
+)
+from .rnn_aggregator import RNNAggregator
+from .roi_cross_attention import ROICrossAttention
+from .topk_suspicious import (
+    count_per_image,
+    flatten_dense_outputs,
+    rank_within_groups,
+    select_topk_suspicious,
+)
 
 __all__ = [
     'crop_patches', 'normalization_transfer', 'patch_regions',
@@ -17,19 +40,8 @@ __all__ = [
     'assign_pseudo_labels', 'mil_image_scores', 'mil_loss',
     'mine_pseudo_boxes', 'oicr_pseudo_labels', 'segment_softmax',
     'weighted_cross_entropy', 'MetricProjectionHead', 'PrototypeMemoryBank',
-    'class_prototypes', 'soft_class_prototypes'
-]
-# issue 7: global-local ROI classifier layers (mmpretrain scope)
-from .att_blstm import AttBLSTM, masked_softmax, run_packed_rnn  # noqa: E402
-from .cell_pseudo_labels import (cell_branch_loss,  # noqa: E402
-                                 cell_pseudo_targets, select_top_least)
-from .cell_vit import CellViT  # noqa: E402
-from .gated_attention_mil import GatedAttentionMIL  # noqa: E402
-from .rnn_aggregator import RNNAggregator  # noqa: E402
-from .roi_cross_attention import ROICrossAttention  # noqa: E402
-
-__all__ += [
-    'AttBLSTM', 'masked_softmax', 'run_packed_rnn', 'cell_branch_loss',
-    'cell_pseudo_targets', 'select_top_least', 'CellViT',
-    'GatedAttentionMIL', 'RNNAggregator', 'ROICrossAttention'
+    'class_prototypes', 'soft_class_prototypes', 'AttBLSTM', 'masked_softmax',
+    'run_packed_rnn', 'cell_branch_loss', 'cell_pseudo_targets',
+    'select_top_least', 'CellViT', 'GatedAttentionMIL', 'RNNAggregator',
+    'ROICrossAttention'
 ]

@@ -32,10 +32,9 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
+from mmpretrain.registry import MODELS
 from torch import Tensor
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-
-from mmpretrain.registry import MODELS
 
 
 def check_bag_inputs(feats: Tensor, mask: Tensor, name: str = 'feats'):

@@ -52,12 +52,10 @@ import torch
 import torch.nn as nn
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
-from torch import Tensor
-
-from mmpretrain.models.backbones.vision_transformer import \
-    TransformerEncoderLayer
+from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
 from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
+from torch import Tensor
 
 #: mmpretrain's ImageNet-21k pre-trained ViT-B/16 (Google's weights,
 #: converted; the ``pretrained`` of mmpretrain's

@@ -25,9 +25,9 @@ from typing import Tuple
 
 import torch
 import torch.nn as nn
+from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from mmpretrain.registry import MODELS
 from .att_blstm import check_bag_inputs, masked_softmax
 
 

@@ -5,10 +5,9 @@ proposal's RoI feature into the metric space of the dual alignment losses.
 from typing import Optional, Union
 
 import torch.nn as nn
+from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor
-
-from mmdet.registry import MODELS
 
 
 @MODELS.register_module()

@@ -14,9 +14,8 @@ from typing import NamedTuple, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from mmcv.ops import batched_nms
-from torch import Tensor
-
 from mmdet.structures.bbox import bbox_overlaps
+from torch import Tensor
 
 PSEUDO_LABEL_MODES = ('top1', 'top_ratio')
 

@@ -13,10 +13,9 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
+from mmdet.registry import MODELS
 from mmengine import dist
 from torch import Tensor
-
-from mmdet.registry import MODELS
 
 
 def class_prototypes(

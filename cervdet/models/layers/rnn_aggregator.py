@@ -21,9 +21,9 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
+from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from mmpretrain.registry import MODELS
 from .att_blstm import check_bag_inputs, make_input_proj, run_packed_rnn
 
 CELLS = {'lstm': nn.LSTM, 'gru': nn.GRU, 'rnn': nn.RNN}

@@ -21,9 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine import dist
-from torch import Tensor
-
 from mmpretrain.registry import MODELS
+from torch import Tensor
 
 
 def teacher_temp_schedule(step: float, warmup_steps: float,

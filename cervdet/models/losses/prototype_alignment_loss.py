@@ -31,9 +31,9 @@ from typing import Dict
 
 import torch
 import torch.nn as nn
+from mmdet.registry import MODELS
 from torch import Tensor
 
-from mmdet.registry import MODELS
 from .proxy_metric_loss import euclidean_distance
 
 NORMALIZES = ('num_classes', 'valid')

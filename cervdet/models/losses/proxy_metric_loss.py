@@ -22,9 +22,8 @@ from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
-from torch import Tensor
-
 from mmdet.registry import MODELS
+from torch import Tensor
 
 DENOMINATORS = ('exclude_true', 'all')
 
@@ -145,8 +144,8 @@ def proxy_nca_loss(embeds: Tensor,
 
 def select_pseudo_labels(cls_scores: Tensor,
                          num_classes: int,
-                         score_thr: float = 0.5) -> Tuple[Tensor, Tensor,
-                                                           Tensor]:
+                         score_thr: float = 0.5
+                         ) -> Tuple[Tensor, Tensor, Tensor]:
     """Pseudo labels of unlabeled proposals from detached class scores.
 
     Args:
@@ -161,8 +160,8 @@ def select_pseudo_labels(cls_scores: Tensor,
         tuple: ``labels`` Tensor[M] (best foreground class), ``scores``
         Tensor[M] (its score, detached) and ``keep`` Tensor[M] bool.
     """
-    if cls_scores.dim() != 2 or cls_scores.shape[1] not in (num_classes,
-                                                             num_classes + 1):
+    if cls_scores.dim() != 2 or \
+            cls_scores.shape[1] not in (num_classes, num_classes + 1):
         raise ValueError(f'cls_scores must be Tensor[M, {num_classes}] or '
                          f'Tensor[M, {num_classes + 1}]; got shape '
                          f'{tuple(cls_scores.shape)}')

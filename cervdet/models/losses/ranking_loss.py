@@ -5,9 +5,8 @@ suspicious boxes; the ranking loss asks the detector's score of every such box
 to be at least the PCN's refined score plus a margin.
 """
 import torch.nn as nn
-from torch import Tensor
-
 from mmdet.registry import MODELS
+from torch import Tensor
 
 
 def ranking_loss(det_scores: Tensor, pcn_scores: Tensor,

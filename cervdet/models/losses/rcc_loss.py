@@ -8,9 +8,8 @@ detector's relations towards the PCN's.
 """
 import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmdet.registry import MODELS
+from torch import Tensor
 
 
 def pool_features(feats: Tensor) -> Tensor:

@@ -8,21 +8,24 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmengine.config import ConfigDict
-from mmengine.model import BaseModule
-from mmengine.structures import InstanceData
-from torch import Tensor
-
 from mmdet.models.layers import multiclass_nms
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox2roi, get_box_tensor, scale_boxes
 from mmdet.utils import ConfigType, InstanceList, OptConfigType
+from mmengine.config import ConfigDict
+from mmengine.model import BaseModule
+from mmengine.structures import InstanceData
+from torch import Tensor
 
-from ..layers.oicr_pseudo_labels import (PSEUDO_LABEL_MODES, PseudoLabels,
-                                         mil_image_scores, mil_loss,
-                                         oicr_pseudo_labels,
-                                         weighted_cross_entropy)
+from ..layers.oicr_pseudo_labels import (
+    PSEUDO_LABEL_MODES,
+    PseudoLabels,
+    mil_image_scores,
+    mil_loss,
+    oicr_pseudo_labels,
+    weighted_cross_entropy,
+)
 
 #: Pseudo-label options a detector's ``train_cfg`` may override.
 TRAIN_CFG_KEYS = ('fg_iou_thr', 'bg_ignore_iou_thr', 'pseudo_label',
@@ -358,8 +361,8 @@ class OICRHead(BaseModule):
             ]).mean(0)
         return losses
 
-    def _gt_of(self, data_sample) -> Tuple[Optional[Tensor],
-                                            Optional[Tensor]]:
+    def _gt_of(self,
+               data_sample) -> Tuple[Optional[Tensor], Optional[Tensor]]:
         """Ground-truth boxes/labels of a sample, or ``(None, None)``.
 
         ``None`` when ``use_gt_bboxes`` is off, the sample's ``has_boxes``

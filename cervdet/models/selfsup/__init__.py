@@ -1,9 +1,12 @@
-__all__ = []
-from .dino_pretrain import (  # noqa: E402
-    DINOPretrain, cosine_momentum, ema_update_, group_views_by_shape,
-    pool_backbone_output)
+from .dino_pretrain import (
+    DINOPretrain,
+    cosine_momentum,
+    ema_update_,
+    group_views_by_shape,
+    pool_backbone_output,
+)
 
-__all__ += [
+__all__ = [
     'DINOPretrain', 'cosine_momentum', 'ema_update_', 'pool_backbone_output',
     'group_views_by_shape'
 ]

@@ -54,11 +54,10 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 from mmengine.logging import MessageHub, print_log
-from torch import Tensor
-
 from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+from torch import Tensor
 
 PREDICT_ON = ('teacher', 'student')
 

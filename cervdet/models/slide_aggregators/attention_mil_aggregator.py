@@ -29,9 +29,9 @@ from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
+from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from mmpretrain.registry import MODELS
 from ..layers.gated_attention_mil import GatedAttentionMIL
 from .topk_cells import check_slide_bag, topk_cells
 

@@ -4,9 +4,9 @@ from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
+from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from mmpretrain.registry import MODELS
 from .topk_cells import check_slide_bag
 
 

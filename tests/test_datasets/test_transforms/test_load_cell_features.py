@@ -5,8 +5,11 @@ import torch
 from mmengine.dataset import pseudo_collate
 from mmpretrain.structures import DataSample
 
-from cervdet.datasets.transforms import (LoadCellFeatures, PackROIBagInputs,
-                                         check_cache_boxes)
+from cervdet.datasets.transforms import (
+    LoadCellFeatures,
+    PackROIBagInputs,
+    check_cache_boxes,
+)
 
 BOXES = np.array([[0, 0, 10, 10], [5, 5, 20, 30], [1, 2, 3, 4]], np.float32)
 

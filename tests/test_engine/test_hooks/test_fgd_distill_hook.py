@@ -9,8 +9,8 @@ import torch
 from mmengine.config import Config
 from mmengine.fileio import load
 
-from conftest import ROOT, free_port, run_tool, write_config
 from cervdet.engine.hooks import fgd_schedule_weight, student_checkpoint
+from conftest import ROOT, free_port, run_tool, write_config
 
 FGD_CPU = ROOT / 'configs' / 'fgd' / \
     'fgd_retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py'

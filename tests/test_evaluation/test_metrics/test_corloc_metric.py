@@ -12,6 +12,7 @@ from mmengine.structures import InstanceData
 
 from cervdet.datasets import BETHESDA_CLASSES
 from cervdet.evaluation.metrics import CorLocMetric, corloc_hits
+from cervdet.evaluation.metrics.corloc_metric import box_iou
 
 
 def _sample(gt_boxes, gt_labels, pred_boxes, pred_scores, pred_labels,
@@ -138,3 +139,12 @@ def test_results_gathered_from_two_ranks_give_the_same():
     metric.process(None, [_sample(*img).to_dict() for img in IMAGES[2:]])
     merged = metric.compute_metrics(part + metric.results)
     assert merged['mean'] == pytest.approx(1 / 3)
+
+
+def test_box_iou_is_mmdet_bbox_overlaps_in_float64():
+    a = np.array([[0., 0., 10., 10.], [3., 3., 3., 3.]])   # zero-area second
+    b = np.array([[0., 0., 10., 5.], [5., 0., 15., 10.], [3., 3., 3., 3.]])
+    got = box_iou(a, b)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, [[.5, 50 / 150, 0.], [0., 0., 0.]])
+    assert box_iou(np.zeros((0, 4)), b).shape == (0, 3)

@@ -13,8 +13,7 @@ from mmengine.evaluator import Evaluator
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from cervdet.evaluation.metrics import (IoURangeCocoMetric, iou_thresholds,
-                                        range_ap)
+from cervdet.evaluation.metrics import IoURangeCocoMetric, iou_thresholds, range_ap
 
 CLASSES = ('ASC-US', 'HSIL', 'SCC')   # SCC: no ground truth
 CAT_IDS = (1, 2, 3)

@@ -6,15 +6,20 @@ import numpy as np
 import pytest
 import torch
 from mmengine.registry import DefaultScope
-from sklearn.metrics import f1_score
-
-from cervdet.evaluation.metrics import (KNNMetric, best_k, binary_labels,
-                                        f1_scores, knn_evaluate,
-                                        knn_transfer_sensitivity,
-                                        stratified_splits,
-                                        weighted_knn_predict)
 from mmpretrain.registry import METRICS
 from mmpretrain.structures import DataSample
+from sklearn.metrics import f1_score
+
+from cervdet.evaluation.metrics import (
+    KNNMetric,
+    best_k,
+    binary_labels,
+    f1_scores,
+    knn_evaluate,
+    knn_transfer_sensitivity,
+    stratified_splits,
+    weighted_knn_predict,
+)
 
 
 def _unit(deg):
@@ -273,7 +278,6 @@ def test_metric_reads_dinopretrain_predictions(mmpretrain_scope):
     from pathlib import Path
 
     from mmengine.config import Config
-
     from mmpretrain.registry import MODELS
     cfg = Config.fromfile(
         Path(__file__).resolve().parents[3] / 'configs' / 'ssl' /

@@ -16,8 +16,17 @@ from mmengine.structures import InstanceData
 
 from cervdet.evaluation.metrics import PointHitMetric
 from cervdet.evaluation.metrics.point_hit_metric import (
-    DUPLICATE, NILM_ONLY, OTHER_ABNORMAL, TP, UNMARKED, detection_outcomes,
-    froc_sensitivities, greedy_point_matching, point_cover, voc_ap)
+    DUPLICATE,
+    NILM_ONLY,
+    OTHER_ABNORMAL,
+    TP,
+    UNMARKED,
+    detection_outcomes,
+    froc_sensitivities,
+    greedy_point_matching,
+    point_cover,
+    voc_ap,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 CLASSES = ('ASC-US', 'LSIL', 'HSIL')          # NILM is background

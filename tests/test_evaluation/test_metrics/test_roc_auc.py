@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 from mmengine.registry import DefaultScope
+from mmpretrain.registry import METRICS
 from sklearn.metrics import roc_auc_score
 
 from cervdet.evaluation.metrics import ROCAUC, binary_roc_auc
-from mmpretrain.registry import METRICS
 
 
 def test_hand_computed_and_ties():

@@ -8,10 +8,12 @@ from mmengine.evaluator import Evaluator
 from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
 
-from cervdet.evaluation.metrics import (ROIClassificationMetric,
-                                        confusion_matrix, per_class_prf)
-from cervdet.evaluation.metrics.roi_classification_metric import \
-    format_confusion_matrix
+from cervdet.evaluation.metrics import (
+    ROIClassificationMetric,
+    confusion_matrix,
+    per_class_prf,
+)
+from cervdet.evaluation.metrics.roi_classification_metric import format_confusion_matrix
 
 GT = [0, 0, 0, 1, 1, 2, 2, 2]
 SCORES = [[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.3, 0.5, 0.2], [0.2, 0.7, 0.1],

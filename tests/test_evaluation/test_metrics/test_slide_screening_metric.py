@@ -6,12 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from cervdet.evaluation.metrics import (SlideScreeningMetric,
-                                        calibrate_grade_thresholds,
-                                        call_grade,
-                                        sensitivity_at_specificity, slide_auc,
-                                        topk_hit_rate,
-                                        triage_share_at_full_sensitivity)
+from cervdet.evaluation.metrics import (
+    SlideScreeningMetric,
+    calibrate_grade_thresholds,
+    call_grade,
+    sensitivity_at_specificity,
+    slide_auc,
+    topk_hit_rate,
+    triage_share_at_full_sensitivity,
+)
 
 # positives 0.9, 0.4, 0.6; negatives 0.4 (tied with a positive), 0.2, 0.7
 Y = [1, 1, 0, 0, 0, 1]

@@ -18,10 +18,9 @@ from mmengine.dataset import pseudo_collate
 from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmengine.registry import init_default_scope
 
-from conftest import ROOT, run_tool
-from cervdet.models.detectors.dual_align_faster_rcnn import \
-    bbox_head_features
+from cervdet.models.detectors.dual_align_faster_rcnn import bbox_head_features
 from cervdet.models.losses import select_pseudo_labels, sigmoid_rampup
+from conftest import ROOT, run_tool
 
 CFG_DIR = ROOT / 'configs' / 'semi_dual_align'
 DATA = 'cervical-mosaic-bethesda-512'

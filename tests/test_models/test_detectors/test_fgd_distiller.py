@@ -10,10 +10,10 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
-from conftest import ROOT
 from cervdet.engine.hooks import student_checkpoint
 from cervdet.models.detectors import extract_student_state_dict
 from cervdet.models.detectors.fgd_distiller import parse_feature_spec
+from conftest import ROOT
 
 STUDENT_CFG = ROOT / 'configs' / 'retinanet' / \
     'retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py'

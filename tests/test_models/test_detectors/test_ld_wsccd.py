@@ -19,11 +19,10 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
-from conftest import ROOT, run_tool
 from cervdet.models.detectors import LDWSCCD, FGDDistiller
-from cervdet.models.detectors.fgd_distiller import (gt_boxes_known,
-                                                    select_teacher_boxes)
+from cervdet.models.detectors.fgd_distiller import gt_boxes_known, select_teacher_boxes
 from cervdet.models.detectors.ld_wsccd import boxes_known, select_regions
+from conftest import ROOT, run_tool
 
 LD = ROOT / 'configs' / 'ld_wsccd'
 TABLE4 = {

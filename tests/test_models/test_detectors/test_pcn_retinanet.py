@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from mmdet.registry import MODELS
+from mmdet.testing import demo_mm_inputs
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import load_state_dict
 
 import cervdet  # noqa: F401  (registers the modules)
 from cervdet.models.layers import crop_patches, patch_regions
-from mmdet.registry import MODELS
-from mmdet.testing import demo_mm_inputs
 
 ROOT = Path(__file__).resolve().parents[3]
 PCN_CFG = ROOT / 'configs' / 'pcn_retinanet' / \

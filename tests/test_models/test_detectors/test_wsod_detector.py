@@ -1,11 +1,11 @@
 """WSODDetector: training on a fixed synthetic batch, inference, data contract."""
 import pytest
 import torch
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
 from cervdet.models.detectors import WSODDetector, image_labels_from_sample
-from mmdet.registry import MODELS
-from mmdet.structures import DetDataSample
 
 NUM_CLASSES = 2
 IMG = 128

@@ -4,8 +4,11 @@ import pytest
 import torch
 from mmengine.registry import DefaultScope
 
-from cervdet.models.heads import (DINOProjectionHead, WeightNormLinear,
-                                  weight_norm_weight)
+from cervdet.models.heads import (
+    DINOProjectionHead,
+    WeightNormLinear,
+    weight_norm_weight,
+)
 
 
 def test_weight_norm_weight_rows():

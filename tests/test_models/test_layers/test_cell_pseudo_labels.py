@@ -5,8 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cervdet.models.layers import (cell_branch_loss, cell_pseudo_targets,
-                                   select_top_least)
+from cervdet.models.layers import (
+    cell_branch_loss,
+    cell_pseudo_targets,
+    select_top_least,
+)
 
 NAMES = ['NILM', 'LSIL', 'HSIL']
 # 10 valid cells, ratio 0.2 -> 2 top (cells 3, 7) and 2 least (cells 0, 5)

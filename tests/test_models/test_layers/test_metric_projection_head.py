@@ -1,9 +1,9 @@
 """MetricProjectionHead: x = W2 relu(W1 H) (Chai et al., ISBI 2022)."""
 import pytest
 import torch
+from mmdet.registry import MODELS
 
 from cervdet.models.layers import MetricProjectionHead
-from mmdet.registry import MODELS
 
 
 def test_matches_two_fc_with_relu():

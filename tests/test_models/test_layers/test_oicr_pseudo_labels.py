@@ -5,8 +5,14 @@ import pytest
 import torch
 
 from cervdet.models.layers.oicr_pseudo_labels import (
-    assign_pseudo_labels, mil_image_scores, mil_loss, mine_pseudo_boxes,
-    oicr_pseudo_labels, segment_softmax, weighted_cross_entropy)
+    assign_pseudo_labels,
+    mil_image_scores,
+    mil_loss,
+    mine_pseudo_boxes,
+    oicr_pseudo_labels,
+    segment_softmax,
+    weighted_cross_entropy,
+)
 
 # 3 regions x 2 classes; logits are logs so the softmaxes are ratios:
 # over regions (columns of DET): [1, 1, 2] / 4 and [2, 1, 1] / 4;

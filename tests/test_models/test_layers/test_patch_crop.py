@@ -2,8 +2,12 @@
 import pytest
 import torch
 
-from cervdet.models.layers import (crop_patches, normalization_transfer,
-                                   patch_regions, transfer_normalization)
+from cervdet.models.layers import (
+    crop_patches,
+    normalization_transfer,
+    patch_regions,
+    transfer_normalization,
+)
 
 
 def test_patch_regions_by_hand():

@@ -6,9 +6,11 @@ import torch
 import torch.nn as nn
 
 from cervdet.models.layers.att_blstm import AttBLSTM, run_packed_rnn
-from cervdet.models.layers.peephole_lstm import (PeepholeBiLSTM,
-                                                 copy_from_lstm,
-                                                 reverse_valid)
+from cervdet.models.layers.peephole_lstm import (
+    PeepholeBiLSTM,
+    copy_from_lstm,
+    reverse_valid,
+)
 
 
 def _sig(v):

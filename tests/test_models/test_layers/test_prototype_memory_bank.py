@@ -5,10 +5,10 @@ import sys
 
 import pytest
 import torch
+from mmdet.registry import MODELS
 
 from cervdet.models.layers import PrototypeMemoryBank
 from conftest import free_port, run_tool
-from mmdet.registry import MODELS
 
 
 def entry(values):
@@ -126,5 +126,5 @@ def test_distributed_push_gives_identical_banks(tmp_path):
     assert res['labels'] == [1, 2, 2, 1]
     assert res['fill'] == 4 and res['ptr'] == 1
     assert res['present'] == [False, True, True]
-    assert res['means'][1] == [16.5, -16.5] and res['means'][2] == [16.5,
-                                                                     -16.5]
+    assert res['means'][1] == [16.5, -16.5] and \
+        res['means'][2] == [16.5, -16.5]

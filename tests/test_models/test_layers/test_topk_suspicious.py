@@ -1,9 +1,12 @@
 """Batched top-K selection of suspicious boxes (threshold, NMS, K per image)."""
 import torch
-
-from cervdet.models.layers import (flatten_dense_outputs, rank_within_groups,
-                                   select_topk_suspicious)
 from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
+
+from cervdet.models.layers import (
+    flatten_dense_outputs,
+    rank_within_groups,
+    select_topk_suspicious,
+)
 
 CODER = DeltaXYWHBBoxCoder(target_means=[0.] * 4, target_stds=[1.] * 4)
 

@@ -6,8 +6,13 @@ import math
 import pytest
 import torch
 
-from cervdet.models.losses import (DINOLoss, dino_loss, teacher_entropy,
-                                   teacher_temp_schedule, update_center)
+from cervdet.models.losses import (
+    DINOLoss,
+    dino_loss,
+    teacher_entropy,
+    teacher_temp_schedule,
+    update_center,
+)
 
 LN3 = math.log(3.)
 

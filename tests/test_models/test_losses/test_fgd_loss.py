@@ -4,9 +4,14 @@ import math
 import pytest
 import torch
 
-from cervdet.models.losses import (FGDLoss, fgd_attention, fgd_attention_loss,
-                                   fgd_feature_loss, fgd_global_loss,
-                                   fgd_masks)
+from cervdet.models.losses import (
+    FGDLoss,
+    fgd_attention,
+    fgd_attention_loss,
+    fgd_feature_loss,
+    fgd_global_loss,
+    fgd_masks,
+)
 
 
 def _reference_masks(gt_bboxes, batch_input_shape, feat_shape):
@@ -349,6 +354,7 @@ def test_ld_wsccd_attention_loss_eq13_is_a_mean_absolute_error():
 
 def test_ld_wsccd_preset_is_eq9_to_14():
     from mmengine.config import Config
+
     from conftest import ROOT
     presets = Config.fromfile(
         str(ROOT / 'configs' / 'fgd' / '_base_' / 'fgd_presets.py'))

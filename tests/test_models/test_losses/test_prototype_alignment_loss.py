@@ -6,14 +6,17 @@ import math
 
 import pytest
 import torch
+from mmdet.registry import MODELS
 
 from cervdet.models.layers import class_prototypes, soft_class_prototypes
-from cervdet.models.losses import (PrototypeAlignmentLoss,
-                                   prototype_alignment_loss,
-                                   prototype_alignment_terms,
-                                   prototype_inter_loss, prototype_intra_loss,
-                                   sigmoid_rampup)
-from mmdet.registry import MODELS
+from cervdet.models.losses import (
+    PrototypeAlignmentLoss,
+    prototype_alignment_loss,
+    prototype_alignment_terms,
+    prototype_inter_loss,
+    prototype_intra_loss,
+    sigmoid_rampup,
+)
 
 C = 3
 # batch P^cg: classes 0, 1 (2 absent); bank P^M: classes 0, 2 (1 absent)

@@ -4,10 +4,14 @@ import math
 
 import pytest
 import torch
-
-from cervdet.models.losses import (ProxyMetricLoss, euclidean_distance,
-                                   proxy_nca_loss, select_pseudo_labels)
 from mmdet.registry import MODELS
+
+from cervdet.models.losses import (
+    ProxyMetricLoss,
+    euclidean_distance,
+    proxy_nca_loss,
+    select_pseudo_labels,
+)
 
 # 3 proxies in 2-D; class 2 has no proposal in the batch.
 PROXIES = torch.tensor([[0., 0.], [3., 0.], [0., 4.]])

@@ -1,9 +1,9 @@
 """RankingLoss against values computed by hand (Fei et al., ranking loss)."""
 import pytest
 import torch
+from mmdet.registry import MODELS
 
 from cervdet.models.losses import RankingLoss, ranking_loss
-from mmdet.registry import MODELS
 
 
 def test_hand_computed_value():

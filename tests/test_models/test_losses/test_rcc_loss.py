@@ -3,9 +3,9 @@ import math
 
 import pytest
 import torch
+from mmdet.registry import MODELS
 
 from cervdet.models.losses import RCCLoss, rcc_loss, relation_matrix
-from mmdet.registry import MODELS
 
 A_ROI = torch.tensor([[1., 0.], [0., 1.], [1., 1.]])
 A_PCN = torch.tensor([[1., 0., 0.], [1., 0., 0.], [0., 1., 0.]])

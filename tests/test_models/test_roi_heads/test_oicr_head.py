@@ -1,16 +1,18 @@
 """OICRHead: losses against the pure functions, gradients, inference."""
 import pytest
 import torch
-from mmengine.structures import InstanceData
-
-from cervdet.models.layers.oicr_pseudo_labels import (mil_image_scores,
-                                                      mil_loss,
-                                                      oicr_pseudo_labels,
-                                                      weighted_cross_entropy)
-from cervdet.models.roi_heads import OICRHead
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import bbox2roi
+from mmengine.structures import InstanceData
+
+from cervdet.models.layers.oicr_pseudo_labels import (
+    mil_image_scores,
+    mil_loss,
+    oicr_pseudo_labels,
+    weighted_cross_entropy,
+)
+from cervdet.models.roi_heads import OICRHead
 
 NUM_CLASSES = 2
 IMG = 128

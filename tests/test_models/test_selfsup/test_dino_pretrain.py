@@ -12,9 +12,12 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from cervdet.models.selfsup import (cosine_momentum, ema_update_,
-                                    group_views_by_shape,
-                                    pool_backbone_output)
+from cervdet.models.selfsup import (
+    cosine_momentum,
+    ema_update_,
+    group_views_by_shape,
+    pool_backbone_output,
+)
 from cervdet.models.selfsup.dino_pretrain import is_dropout
 
 

@@ -7,11 +7,10 @@ import math
 import torch
 
 from conftest import ROOT, free_port, run_tool
-from test_configs_ssl import (CPU_VIT, _scalars, _tiny_config,  # noqa: F401
-                              tiny_data)
+from test_configs_ssl import CPU_VIT, _scalars, _tiny_config, tiny_data  # noqa: F401
 
 
-def test_dist_train_two_processes_vit(tmp_path, tiny_data):
+def test_dist_train_two_processes_vit(tmp_path, tiny_data):  # noqa: F811
     cfg_path = _tiny_config(tmp_path / 'cfg.py', CPU_VIT, tiny_data, True)
     with open(cfg_path, 'a') as f:
         f.write('train_cfg = dict(max_epochs=1, val_interval=1)\n')

@@ -4,9 +4,12 @@ import pytest
 import torch
 from mmengine.registry import DefaultScope
 
-from cervdet.models.slide_aggregators import (AttentionMILAggregator,
-                                              MaxScoreAggregator,
-                                              TopKMeanAggregator, masked_max)
+from cervdet.models.slide_aggregators import (
+    AttentionMILAggregator,
+    MaxScoreAggregator,
+    TopKMeanAggregator,
+    masked_max,
+)
 
 # 3 slides, unsorted cells; slide 1 has no valid cell, padding holds
 # garbage that must never win

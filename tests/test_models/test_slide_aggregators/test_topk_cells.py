@@ -2,8 +2,11 @@
 import pytest
 import torch
 
-from cervdet.models.slide_aggregators import (MaxScoreAggregator,
-                                              TopKMeanAggregator, topk_cells)
+from cervdet.models.slide_aggregators import (
+    MaxScoreAggregator,
+    TopKMeanAggregator,
+    topk_cells,
+)
 
 # 3 slides, unsorted cells; slide 1 has no valid cell, padding holds
 # garbage that must never win

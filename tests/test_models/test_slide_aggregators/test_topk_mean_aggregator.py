@@ -3,9 +3,12 @@ unsorted cells, zero-width bags."""
 import pytest
 import torch
 
-from cervdet.models.slide_aggregators import (AttentionMILAggregator,
-                                              MaxScoreAggregator,
-                                              TopKMeanAggregator, topk_mean)
+from cervdet.models.slide_aggregators import (
+    AttentionMILAggregator,
+    MaxScoreAggregator,
+    TopKMeanAggregator,
+    topk_mean,
+)
 
 # 3 slides, unsorted cells; slide 1 has no valid cell, padding holds
 # garbage that must never win

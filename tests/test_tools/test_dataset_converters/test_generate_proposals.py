@@ -126,6 +126,7 @@ def test_tiny_mosaic_command_line_recall_and_mmdet_loading(
     # mmdet's own proposal loading (BaseDetDataset.load_proposals) reads it
     from mmdet.datasets import CocoDataset
     from mmdet.datasets.transforms import LoadProposals
+
     from cervdet.datasets import BETHESDA_CLASSES
     ds = CocoDataset(
         data_root=str(tiny_mosaic), ann_file='annotations/val.json',
