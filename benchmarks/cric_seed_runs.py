@@ -364,6 +364,12 @@ def main(argv=None):
             '{work_dir}', work_root)
         return text if seed is None else text.replace('{seed}', str(seed))
 
+    # before any preparation: a missing start is refused at once
+    if 'seed_requires' in suite and not args.smoke:
+        need, hint = suite['seed_requires']
+        for seed in args.seeds:
+            if not osp.isfile(fmt(need, seed)):
+                sys.exit(f'{fmt(need, seed)} not found: {hint}')
     extra = [fmt(o) for o in suite.get('smoke', [])] if args.smoke else []
     steps = suite.get('prepare', [])
     if args.smoke:
@@ -380,11 +386,6 @@ def main(argv=None):
         if step.get('resume') and checkpoints(fmt(step['resume'])):
             cmd.insert(3, '--resume')
         run(cmd, osp.join(suite_dir, 'prepare.log'))
-    if 'seed_requires' in suite and not args.smoke:
-        need, hint = suite['seed_requires']
-        for seed in args.seeds:
-            if not osp.isfile(fmt(need, seed)):
-                sys.exit(f'{fmt(need, seed)} not found: {hint}')
     todo = range(len(rows)) if args.rows is None else map(int, args.rows)
     todo = set(todo)
     rows_results = []
