@@ -239,3 +239,26 @@ def test_pcn_suite_refuses_without_start_detector(tmp_path):
         runner.main(['--suite', 'pcn', '--work-dir', str(tmp_path),
                      '--seeds', '7'])
     assert not (tmp_path / 'pcn').exists()
+
+
+def test_pcn_smoke_row_end_to_end_and_resume(shared_data, tmp_path):
+    _ensure_cric(shared_data)
+    work = tmp_path / 'ev'
+    args = ['--suite', 'pcn', '--smoke', '--rows', '3', '--threads', '1',
+            '--work-dir', str(work)]
+    # no retinanet-init checkpoint needed: the smoke starts from random
+    runner.main(args)
+    suite = work / 'smoke' / 'pcn'
+    assert (suite / 'pcn' / 'epoch_3.pth').is_file()
+    results = json.loads((suite / 'results.json').read_text())
+    (res, ) = results['+ranking +RCC']
+    assert res['checkpoint'].endswith('epoch_1.pth')
+    for key in ('point/abnormal/sens@1fppi', 'point/abnormal/AP'):
+        assert key in res['metrics'], sorted(res['metrics'])
+    log = (Path(res['checkpoint']).parent / 'train.log').read_text()
+    assert 'loss_rank' in log and 'loss_rcc' in log
+    assert str(suite / 'pcn' / 'epoch_3.pth') in log
+    assert results['baseline (same fine-tuning, no PCN)'] == []
+    t0 = time.time()
+    runner.main(args)
+    assert time.time() - t0 < 20
