@@ -8,6 +8,7 @@ Usage:
     python benchmarks/cric_seed_runs.py --suite semi-dual-align --smoke
     python benchmarks/cric_seed_runs.py --suite slide-screening \
         [--det-work-dir work_dirs/evidence]
+    python benchmarks/cric_seed_runs.py --suite pcn --threads 1
 
 Suites: ``retinanet-init`` (CPU RetinaNet from scratch vs DINO init),
 ``semi-dual-align`` (issue 19: supervised / dual alignment / Mean Teacher
@@ -32,6 +33,13 @@ attention MIL trained with seed k on the training fields' bags
 ``tools/slide/eval_slides.py`` on the test fields (field AUC, sensitivity
 at specificity 0.9, top-10 hit rate) and on the val + test fields pooled
 (more negatives); minutes = the detection pass of the seed + the row.
+``pcn`` (issue 19: Fei et al.'s Table 2 rows on the CRIC fields: the
+CPU RetinaNet of ``retinanet-init`` (from scratch, seed k's checkpoint for
+seed k: run that suite first, same ``--work-dir``) fine-tuned 2 epochs
+without the PCN / with the ranking loss / the RCC loss / both,
+configs/pcn_retinanet/*_cric-cervix-512.py; its preparation cuts the PCN
+patches of the train and val fields once (test fields forbidden) and trains
+the CPU PCN once, configs/pcn/pcn_resnet18-w32_gap_adam-cpu_cric-patches-64.py).
 ``--smoke`` checks that every row runs end to end at a tiny budget (the
 suite's ``smoke`` options: 2 iterations or 1 epoch, a few test fields, a
 random cell encoder for roi-cls), seed 0 by default, under
@@ -78,14 +86,25 @@ _SEMI = ('configs/semi_dual_align/{}faster-rcnn_r18_fpn_sgd-cpu_{}_'
 _ROI = 'configs/roi_cls/{}_cric-roi-fields.py'
 _ROI_FULL = _ROI.format('global-local_r18-w32_att-blstm-vit_adamw-cpu')
 _ROI_SMOKE_FEATS = '{suite_dir}/features'
-#: a suite: rows of (label, config); ``prepare``: commands run once before
-#: any row, each skipped when its ``creates`` file exists and refused with
-#: ``hint`` when a ``requires`` file is missing (``smoke_prepare`` replaces
-#: the steps marked ``smoke=False`` under ``--smoke``); ``smoke``: the
-#: ``--cfg-options`` of ``--smoke`` (tiny budget, a few test fields;
-#: ``test_*`` options also go to tools/test.py); ``columns``: the table's
-#: (column, metric key, scale); ``{suite_dir}`` is replaced in commands and
-#: options
+_PCN = 'configs/pcn/pcn_resnet18-w32_gap_adam-cpu_cric-patches-64.py'
+_PCN_CKPT = '{suite_dir}/pcn/epoch_3.pth'
+_PCN_FT = 'configs/pcn_retinanet/{}_ft-adam-cpu_cric-cervix-512.py'
+_PCN_OPTS = ['model.pcn_checkpoint=' + _PCN_CKPT]
+_PCN_TRAIN = ['tools/train.py', _PCN, '--work-dir', '{suite_dir}/pcn']
+#: a suite: rows of (label, config[, row options]); ``options``: the
+#: ``--cfg-options`` of every row (``{seed}`` = the run's seed; row options
+#: follow them); ``seed_requires``: (file, hint): a file every seed needs,
+#: checked before any training unless ``--smoke``; ``prepare``: commands
+#: run once before any row, each skipped when its ``creates`` file exists,
+#: refused with ``hint`` when a ``requires`` file is missing, and given
+#: ``--resume`` when its ``resume`` folder holds a checkpoint of an
+#: interrupted training (``smoke_prepare`` replaces the steps marked
+#: ``smoke=False`` under ``--smoke``); ``smoke``: the ``--cfg-options`` of
+#: ``--smoke`` (tiny budget, a few test fields; ``test_*`` options also go
+#: to tools/test.py); ``columns``: the table's (column, metric key, scale);
+#: ``{suite_dir}`` (this suite's output folder) and ``{work_dir}``
+#: (``--work-dir``, never its smoke folder) are replaced in commands, files
+#: and options
 SUITES = {
     # CPU RetinaNet from scratch vs from cervdet's DINO backbone (issue 14)
     'retinanet-init': dict(
@@ -216,6 +235,52 @@ SUITES = {
         # fields per split (half negatives) and 1 MIL epoch
         smoke_fields=dict(train=8, val=4, test=4),
         smoke=['train_cfg.max_epochs=1']),
+    # Fei et al. (issue 19): Table 2 rows, each the seed-k retinanet-init
+    # detector (from scratch) fine-tuned 2 epochs at an equal budget; one
+    # PCN trained on the train fields' patches serves the three PCN rows
+    'pcn': dict(
+        rows=[
+            ('baseline (same fine-tuning, no PCN)',
+             _PCN_FT.format('retinanet_r18-w32_fpn')),
+            ('+ranking', _PCN_FT.format('pcn-retinanet_r18-w32_fpn_rank'),
+             _PCN_OPTS),
+            ('+RCC', _PCN_FT.format('pcn-retinanet_r18-w32_fpn_rcc'),
+             _PCN_OPTS),
+            ('+ranking +RCC',
+             _PCN_FT.format('pcn-retinanet_r18-w32_fpn_rank-rcc'),
+             _PCN_OPTS),
+        ],
+        options=['load_from={work_dir}/retinanet-init/' +
+                 osp.splitext(osp.basename(_RET.format('')))[0] +
+                 '/seed{seed}/epoch_12.pth'],
+        seed_requires=(
+            '{work_dir}/retinanet-init/' +
+            osp.splitext(osp.basename(_RET.format('')))[0] +
+            '/seed{seed}/epoch_12.pth',
+            'the start detector of this seed: run `--suite retinanet-init '
+            '--rows 0 --seeds <seed>` with the same --work-dir first'),
+        prepare=[
+            dict(cmd=['tools/dataset_converters/build_pcn_patches.py',
+                      '--coco-root', 'data/cric-cervix', '--splits', 'train',
+                      'val', '--img-dir', 'data/cric-cervix/images',
+                      '--forbid-fields',
+                      'data/cric-cervix/annotations/test.json', '--out-dir',
+                      'data/cric-pcn-patches-64', '--patch-size', '64'],
+                 creates='data/cric-pcn-patches-64/meta.json'),
+            dict(cmd=_PCN_TRAIN, creates=_PCN_CKPT, resume='{suite_dir}/pcn',
+                 smoke=False),
+        ],
+        # smoke: a PCN of 3 one-step epochs (same checkpoint name)
+        smoke_prepare=[
+            dict(cmd=_PCN_TRAIN + [
+                '--cfg-options', 'train_dataloader.dataset.indices=32',
+                'val_dataloader.dataset.indices=32'], creates=_PCN_CKPT,
+                 resume='{suite_dir}/pcn'),
+        ],
+        # smoke: a random detector (no retinanet-init checkpoint needed)
+        smoke=['load_from=None', 'train_cfg.max_epochs=1',
+               'train_dataloader.dataset.indices=8',
+               'test_dataloader.dataset.indices=4']),
 }
 
 
@@ -481,6 +546,7 @@ def slide_run(py, suite, suite_dir, row, seed, det, extra_opts=()):
     os.replace(res_file + '.tmp', res_file)
     return result
 
+
 def mean_std(values):
     v = np.asarray(values, dtype=float)
     if len(v) == 0 or np.all(np.isnan(v)):
@@ -542,9 +608,19 @@ def main(argv=None):
     suite_dir = osp.join(ROOT, args.work_dir, *(['smoke'] if args.smoke
                                                 else []), args.suite)
     rows = suite['rows']
-    def fmt(text):
-        return text.replace('{suite_dir}', suite_dir)
+    work_root = osp.join(ROOT, args.work_dir)
 
+    def fmt(text, seed=None):
+        text = text.replace('{suite_dir}', suite_dir).replace(
+            '{work_dir}', work_root)
+        return text if seed is None else text.replace('{seed}', str(seed))
+
+    # before any preparation: a missing start is refused at once
+    if 'seed_requires' in suite and not args.smoke:
+        need, hint = suite['seed_requires']
+        for seed in args.seeds:
+            if not osp.isfile(fmt(need, seed)):
+                sys.exit(f'{fmt(need, seed)} not found: {hint}')
     extra = [fmt(o) for o in suite.get('smoke', [])] if args.smoke else []
     steps = suite.get('prepare', [])
     if args.smoke:
@@ -557,8 +633,10 @@ def main(argv=None):
         need = step.get('requires')
         if need and not osp.isfile(osp.join(ROOT, need)):
             sys.exit(f'{need} not found: {step["hint"]}')
-        run([py, *map(fmt, step['cmd'])],
-            osp.join(suite_dir, 'prepare.log'))
+        cmd = [py, *map(fmt, step['cmd'])]
+        if step.get('resume') and checkpoints(fmt(step['resume'])):
+            cmd.insert(3, '--resume')
+        run(cmd, osp.join(suite_dir, 'prepare.log'))
     todo = range(len(rows)) if args.rows is None else map(int, args.rows)
     todo = set(todo)
     if suite.get('runner') == 'slide':
@@ -571,7 +649,7 @@ def main(argv=None):
     # so an interrupted session leaves comparable rows
     done = {i: [] for i in range(len(rows))}
     for seed in args.seeds:
-        for i, (label, cfg) in enumerate(rows):
+        for i, (label, cfg, *row_opts) in enumerate(rows):
             if i not in todo:
                 continue
             if suite.get('runner') == 'slide':
@@ -583,9 +661,11 @@ def main(argv=None):
                 print(f'[{args.suite}] {label} seed {seed} done', flush=True)
                 continue
             work = osp.join(suite_dir, osp.splitext(osp.basename(cfg))[0])
-            done[i].append(one_run(py, cfg, work, seed, extra))
+            opts = [fmt(o, seed) for o in suite.get('options', []) + (
+                row_opts[0] if row_opts else [])]
+            done[i].append(one_run(py, cfg, work, seed, opts + extra))
             print(f'[{args.suite}] {label} seed {seed} done', flush=True)
-    rows_results = [(label, done[i]) for i, (label, _) in enumerate(rows)]
+    rows_results = [(row[0], done[i]) for i, row in enumerate(rows)]
     text = (f'Suite `{args.suite}`, seeds {args.seeds}, test fields of '
             'data/cric-cervix (CRIC Cervix, per-field split seed 0); mean '
             '+- sample std over seeds.\n\n' +

@@ -245,3 +245,100 @@ def test_slide_suite_fields_labels_and_table_columns(tmp_path):
     assert [c.strip() for c in row.split('|')[1:-1]] == [
         'max cell score (baseline)', '3', '80.0 +- 10.0', '50.0 +- 0.0',
         '80.0 +- 0.0', '60.0 +- 0.0', '40.0 +- 0.0', '2.0 / 1.0']
+
+
+def test_pcn_suite_rows_share_start_budget_and_test_fields():
+    suite = runner.SUITES['pcn']
+    rows = suite['rows']
+    assert [r[0] for r in rows] == [
+        'baseline (same fine-tuning, no PCN)', '+ranking', '+RCC',
+        '+ranking +RCC']
+    cfgs = [Config.fromfile(str(ROOT / r[1])) for r in rows]
+    for cfg in cfgs:
+        # equal budget, optimiser, start and data (Table 2: only the
+        # losses differ)
+        assert cfg.train_cfg.max_epochs == 2
+        assert cfg.param_scheduler == []
+        assert cfg.optim_wrapper.optimizer.type == 'Adam'
+        assert cfg.optim_wrapper.optimizer.lr == 1e-4
+        assert cfg.train_dataloader.batch_size == 4
+        assert _train_files(cfg) == ['annotations/train.json']
+        assert cfg.load_from.endswith('retinanet-init/retinanet_r18-w32_fpn_'
+                                      'adam-12e_1xb4_cric-cervix-512/seed0/'
+                                      'epoch_12.pth')
+        assert cfg.test_dataloader.dataset.ann_file == 'annotations/test.json'
+        assert cfg.test_dataloader.dataset.data_root == 'data/cric-cervix/'
+        assert [e.type for e in cfg.test_evaluator] == [
+            'CocoMetric', 'PointHitMetric']
+        assert {e.ann_file for e in cfg.test_evaluator} == {
+            'data/cric-cervix/annotations/test.json'}
+        assert cfg.model.backbone.base_channels == 32
+    assert cfgs[0].model.type == 'RetinaNet'
+    assert all(c.model.type == 'PCNRetinaNet' for c in cfgs[1:])
+    assert [(c.model.loss_rank is not None, c.model.loss_rcc is not None)
+            for c in cfgs[1:]] == [(True, False), (False, True),
+                                   (True, True)]
+    # the paper's weights, K and margin in every PCN row
+    for cfg in cfgs[1:]:
+        assert cfg.model.distill_cfg.topk == 10
+        if cfg.model.loss_rank:
+            assert cfg.model.loss_rank.loss_weight == 0.25
+            assert cfg.model.loss_rank.margin == 0.05
+        if cfg.model.loss_rcc:
+            assert cfg.model.loss_rcc.loss_weight == 1.0
+    # seed k starts from seed k's retinanet-init detector
+    (opt, ) = suite['options']
+    assert opt.startswith('load_from={work_dir}/retinanet-init/')
+    assert opt.endswith('/seed{seed}/epoch_12.pth')
+    assert suite['seed_requires'][0] == opt[len('load_from='):]
+    # one PCN for the three PCN rows: the last epoch of the prepared one,
+    # trained on the train fields' patches at the stage-3 patch size
+    pcn = Config.fromfile(str(ROOT / runner._PCN))
+    ckpt = f'{{suite_dir}}/pcn/epoch_{pcn.train_cfg.max_epochs}.pth'
+    assert all(r[2] == ['model.pcn_checkpoint=' + ckpt] for r in rows[1:])
+    assert len(rows[0]) == 2
+    patches, train = suite['prepare']
+    assert train['creates'] == ckpt
+    assert suite['smoke_prepare'][0]['creates'] == ckpt
+    cmd = patches['cmd']
+    assert cmd[cmd.index('--splits') + 1:cmd.index('--img-dir')] == [
+        'train', 'val']
+    assert cmd[cmd.index('--forbid-fields') + 1] == (
+        'data/cric-cervix/annotations/test.json')
+    size = int(cmd[cmd.index('--patch-size') + 1])
+    out = cmd[cmd.index('--out-dir') + 1]
+    assert pcn.train_dataloader.dataset.data_root == out + '/'
+    assert pcn.train_dataloader.dataset.ann_file == 'meta/train.txt'
+    assert pcn.val_dataloader.dataset.ann_file == 'meta/val.txt'
+    assert all(c.model.patch_cfg.size == size for c in cfgs[1:])
+
+
+def test_pcn_suite_refuses_without_start_detector(tmp_path):
+    # before any preparation (the PCN is not trained for nothing)
+    with pytest.raises(SystemExit, match='--suite retinanet-init'):
+        runner.main(['--suite', 'pcn', '--work-dir', str(tmp_path),
+                     '--seeds', '7'])
+    assert not (tmp_path / 'pcn').exists()
+
+
+def test_pcn_smoke_row_end_to_end_and_resume(shared_data, tmp_path):
+    _ensure_cric(shared_data)
+    work = tmp_path / 'ev'
+    args = ['--suite', 'pcn', '--smoke', '--rows', '3', '--threads', '1',
+            '--work-dir', str(work)]
+    # no retinanet-init checkpoint needed: the smoke starts from random
+    runner.main(args)
+    suite = work / 'smoke' / 'pcn'
+    assert (suite / 'pcn' / 'epoch_3.pth').is_file()
+    results = json.loads((suite / 'results.json').read_text())
+    (res, ) = results['+ranking +RCC']
+    assert res['checkpoint'].endswith('epoch_1.pth')
+    for key in ('point/abnormal/sens@1fppi', 'point/abnormal/AP'):
+        assert key in res['metrics'], sorted(res['metrics'])
+    log = (Path(res['checkpoint']).parent / 'train.log').read_text()
+    assert 'loss_rank' in log and 'loss_rcc' in log
+    assert str(suite / 'pcn' / 'epoch_3.pth') in log
+    assert results['baseline (same fine-tuning, no PCN)'] == []
+    t0 = time.time()
+    runner.main(args)
+    assert time.time() - t0 < 20
