@@ -40,6 +40,12 @@ without the PCN / with the ranking loss / the RCC loss / both,
 configs/pcn_retinanet/*_cric-cervix-512.py; its preparation cuts the PCN
 patches of the train and val fields once (test fields forbidden) and trains
 the CPU PCN once, configs/pcn/pcn_resnet18-w32_gap_adam-cpu_cric-patches-64.py).
+``ld-wsccd`` (issue 19: Yin et al.'s Table 4 rows, SSD / SSD + LDM /
+SSD + MIL detector / full, in CPU size on the CRIC fields,
+configs/ld_wsccd/*_adam-cpu_cric-cervix-384.py, 24 epochs each; its
+preparation trains the CPU teacher once, seed 0,
+configs/fgd/teachers/retinanet_r18_fpn-128_adam-cpu_cric-cervix-384.py;
+CorLoc beside AP).
 ``--smoke`` checks that every row runs end to end at a tiny budget (the
 suite's ``smoke`` options: 2 iterations or 1 epoch, a few test fields, a
 random cell encoder for roi-cls), seed 0 by default, under
@@ -91,6 +97,14 @@ _PCN_CKPT = '{suite_dir}/pcn/epoch_3.pth'
 _PCN_FT = 'configs/pcn_retinanet/{}_ft-adam-cpu_cric-cervix-512.py'
 _PCN_OPTS = ['model.pcn_checkpoint=' + _PCN_CKPT]
 _PCN_TRAIN = ['tools/train.py', _PCN, '--work-dir', '{suite_dir}/pcn']
+_LD = 'configs/ld_wsccd/ld-wsccd_r18-w32_{}_adam-cpu_cric-cervix-384.py'
+_LD_TEACHER = ('configs/fgd/teachers/'
+               'retinanet_r18_fpn-128_adam-cpu_cric-cervix-384.py')
+_LD_TEACHER_CKPT = '{suite_dir}/teacher/epoch_20.pth'
+_LD_TEACHER_TRAIN = ['tools/train.py', _LD_TEACHER, '--work-dir',
+                     '{suite_dir}/teacher', '--cfg-options',
+                     'randomness.seed=0']
+_LD_OPTS = ['model.teacher_ckpt=' + _LD_TEACHER_CKPT]
 #: a suite: rows of (label, config[, row options]); ``options``: the
 #: ``--cfg-options`` of every row (``{seed}`` = the run's seed; row options
 #: follow them); ``seed_requires``: (file, hint): a file every seed needs,
@@ -100,8 +114,9 @@ _PCN_TRAIN = ['tools/train.py', _PCN, '--work-dir', '{suite_dir}/pcn']
 #: ``--resume`` when its ``resume`` folder holds a checkpoint of an
 #: interrupted training (``smoke_prepare`` replaces the steps marked
 #: ``smoke=False`` under ``--smoke``); ``smoke``: the ``--cfg-options`` of
-#: ``--smoke`` (tiny budget, a few test fields; ``test_*`` options also go
-#: to tools/test.py); ``columns``: the table's (column, metric key, scale);
+#: ``--smoke`` (tiny budget, a few test fields; ``test_*`` and ``model.*``
+#: options, of the suite or the row, also go to tools/test.py);
+#: ``columns``: the table's (column, metric key, scale);
 #: ``{suite_dir}`` (this suite's output folder) and ``{work_dir}``
 #: (``--work-dir``, never its smoke folder) are replaced in commands, files
 #: and options
@@ -281,6 +296,35 @@ SUITES = {
         smoke=['load_from=None', 'train_cfg.max_epochs=1',
                'train_dataloader.dataset.indices=8',
                'test_dataloader.dataset.indices=4']),
+    # Yin et al. (issue 19): Table 4 rows in CPU size on the CRIC fields
+    # (image labels = each field's set of classes, WeakCocoDataset; every
+    # field keeps its boxes, configs/ld_wsccd/README.md item 1), one CPU
+    # teacher trained once (seed 0) for the two distilled rows; COCO AP,
+    # the point metric and CorLoc on the test fields
+    'ld-wsccd': dict(
+        rows=[
+            ('SSD', _LD.format('ssd')),
+            ('SSD + LDM', _LD.format('ssd-ldm'), _LD_OPTS),
+            ('SSD + MIL detector', _LD.format('ssd-mil')),
+            ('LD-WSCCD (SSD + LDM + MIL)', _LD.format('ssd-ldm-mil'),
+             _LD_OPTS),
+        ],
+        prepare=[
+            dict(cmd=_LD_TEACHER_TRAIN, creates=_LD_TEACHER_CKPT,
+                 resume='{suite_dir}/teacher', smoke=False),
+        ],
+        # smoke: the teacher's 20 epochs on 4 fields (same checkpoint name)
+        smoke_prepare=[
+            dict(cmd=_LD_TEACHER_TRAIN + [
+                'train_dataloader.dataset.indices=4', 'val_cfg=None',
+                'val_dataloader=None', 'val_evaluator=None'],
+                 creates=_LD_TEACHER_CKPT, resume='{suite_dir}/teacher'),
+        ],
+        columns=COLUMNS + [('CorLoc', 'corloc/mean', 100)],
+        smoke=['train_cfg.max_epochs=1', 'val_cfg=None',
+               'val_dataloader=None', 'val_evaluator=None',
+               'train_dataloader.dataset.indices=8',
+               'test_dataloader.dataset.indices=4']),
 }
 
 
@@ -339,7 +383,9 @@ def one_run(py, cfg, work, seed, extra_opts=()):
                  f'{osp.join(out, "train.log")}')
     test = [py, 'tools/test.py', cfg, ckpts[-1], '--work-dir',
             osp.join(out, 'test')]
-    test_opts = [o for o in extra_opts if o.startswith('test_')]
+    # the test dataloader's options and the model's (e.g. a distiller's
+    # teacher checkpoint, which the model needs to be built)
+    test_opts = [o for o in extra_opts if o.startswith(('test_', 'model.'))]
     if test_opts:
         test += ['--cfg-options', *test_opts]
     run(test, osp.join(out, 'test.log'))

@@ -342,3 +342,36 @@ def test_pcn_smoke_row_end_to_end_and_resume(shared_data, tmp_path):
     t0 = time.time()
     runner.main(args)
     assert time.time() - t0 < 20
+
+
+def test_ld_wsccd_suite_rows_share_budget_teacher_and_test_fields():
+    """Table 4 rows: one CPU student budget, the one prepared teacher for
+    the distilled rows, COCO AP, the point metric and CorLoc on the test
+    fields."""
+    suite = runner.SUITES['ld-wsccd']
+    rows = suite['rows']
+    assert [r[0] for r in rows] == [
+        'SSD', 'SSD + LDM', 'SSD + MIL detector',
+        'LD-WSCCD (SSD + LDM + MIL)']
+    cfgs = [Config.fromfile(str(ROOT / r[1])) for r in rows]
+    for (label, _, *opts), cfg in zip(rows, cfgs):
+        assert cfg.train_cfg.max_epochs == 24
+        assert cfg.train_dataloader.batch_size == 4
+        assert cfg.optim_wrapper.optimizer.lr == 1e-3
+        ds = cfg.train_dataloader.dataset
+        assert (ds.type, ds.ann_file, ds.box_fraction) == (
+            'WeakCocoDataset', 'annotations/train.json', 1.0)
+        assert cfg.test_dataloader.dataset.ann_file == 'annotations/test.json'
+        assert [e.type for e in cfg.test_evaluator] == [
+            'CocoMetric', 'CorLocMetric', 'PointHitMetric']
+        distilled = cfg.model.type == 'FGDDistiller'
+        assert distilled == ('LDM' in label)
+        # the distilled rows read the suite's teacher, the others need none
+        assert opts == ([['model.teacher_ckpt={suite_dir}/teacher/'
+                          'epoch_20.pth']] if distilled else [])
+    (teacher, ) = suite['prepare']
+    assert teacher['creates'] == '{suite_dir}/teacher/epoch_20.pth'
+    tcfg = Config.fromfile(str(ROOT / teacher['cmd'][1]))
+    assert tcfg.train_cfg.max_epochs == 20
+    assert tcfg.train_dataloader.dataset.ann_file == 'annotations/train.json'
+    assert suite['columns'][-1] == ('CorLoc', 'corloc/mean', 100)
