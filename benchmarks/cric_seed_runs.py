@@ -18,8 +18,10 @@ its preparation step writes data/cric-cervix/annotations/semi/ with
 ``roi-cls`` (issue 19: the global-local ROI classifier vs the paper's
 Table 1 baselines on the CRIC fields as ROIs, configs/roi_cls/
 *_cric-roi-fields.py; its preparation cuts data/cric-roi-fields with the
-detection split and caches the DINO cell features once: it needs
-work_dirs/dino_cpu/backbone_teacher.pth, configs/ssl/README.md).
+detection split and caches the DINO cell features once: it needs the
+CRIC-tile DINO backbone data/pretrained/dino_r18-w32_cric-tiles.pth of
+``bash tools/cric_dino_init.sh``, trained on tiles of the train + val
+fields only).
 ``slide-screening`` (issue 19: the CRIC fields as small slides, positive
 = any abnormal marked cell, negative = NILM-only; its preparation writes
 ``<work>/slide-screening/fields/``: ``labels/<split>.csv`` (``slide,label``)
@@ -180,11 +182,12 @@ SUITES = {
                  creates='data/cric-roi-fields/meta.json'),
             dict(cmd=['tools/roi_cls/extract_cell_features.py', _ROI_FULL,
                       '--split', 'all', '--no-progress'],
-                 creates='data/cric-roi-fields/features/r18-w32-dino_64/'
-                 'cell_encoder.pth',
-                 requires='work_dirs/dino_cpu/backbone_teacher.pth',
-                 hint='the DINO cell encoder of the CPU ROI configs: train '
-                 'it first (configs/ssl/README.md, steps 1-3)',
+                 creates='data/cric-roi-fields/features/'
+                 'r18-w32-dino-cric-tiles_64/cell_encoder.pth',
+                 requires='data/pretrained/dino_r18-w32_cric-tiles.pth',
+                 hint='the CRIC-tile DINO cell encoder of the CRIC ROI '
+                 'configs (tiles of the train + val fields only): make it '
+                 'with `bash tools/cric_dino_init.sh`',
                  smoke=False),
         ],
         # smoke: features of a random encoder, in the smoke folder

@@ -5,8 +5,11 @@
 # ./global-local_r18-w32_att-blstm-vit_adamw-cpu_cric-roi-fields.py.
 # Not a paper setting: CPU size (see the CPU config).
 _base_ = ['./lstm_r18-w32_adamw-cpu_cervical-roi-512.py']  # noqa: E501
+# cell CNN: the CRIC-tile DINO backbone (tools/cric_dino_init.sh; no test
+# field seen), its own feature cache
+cell_encoder = dict(init_cfg=dict(checkpoint=_base_.cric_dino_backbone))
 cric_fields = dict(
-    data_root='data/cric-roi-fields/', feature_cache=_base_.cpu_feature_cache,
+    data_root='data/cric-roi-fields/', feature_cache=_base_.cric_feature_cache,
     cell_source='annotations', det_file=None)
 train_dataloader = dict(dataset=cric_fields)
 val_dataloader = dict(dataset=cric_fields)

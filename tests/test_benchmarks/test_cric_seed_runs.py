@@ -71,8 +71,12 @@ def test_roi_suite_rows_share_data_cache_and_budget():
         for split in ('train', 'val', 'test'):
             ds = cfg[f'{split}_dataloader'].dataset
             assert ds.data_root == 'data/cric-roi-fields/'
-            assert ds.feature_cache == 'features/r18-w32-dino_64/'
+            assert ds.feature_cache == 'features/r18-w32-dino-cric-tiles_64/'
             assert ds.cell_source == 'annotations'
+        # the CRIC-tile DINO encoder (train + val tiles only)
+        assert cfg.cell_encoder.init_cfg.checkpoint == (
+            'data/pretrained/dino_r18-w32_cric-tiles.pth')
+        assert cfg.cell_encoder.base_channels == 32
         assert cfg.train_cfg.max_epochs == 20
         assert cfg.test_evaluator.type == 'ROIClassificationMetric'
     # Table 1 models: one global branch type per baseline
@@ -87,12 +91,14 @@ def test_roi_suite_refuses_without_dino_encoder(shared_data, tmp_path,
                                                 monkeypatch):
     _ensure_cric(shared_data)
     steps = [dict(s) for s in runner.SUITES['roi-cls']['prepare']]
-    assert steps[1]['requires'] == 'work_dirs/dino_cpu/backbone_teacher.pth'
+    assert steps[1]['requires'] == (
+        'data/pretrained/dino_r18-w32_cric-tiles.pth')
+    assert 'r18-w32-dino-cric-tiles_64' in steps[1]['creates']
     # as on a machine without the DINO encoder (whatever this one holds)
     steps[1]['requires'] = str(tmp_path / 'missing' / 'backbone.pth')
     steps[1]['creates'] = str(tmp_path / 'missing' / 'cache.pth')
     monkeypatch.setitem(runner.SUITES['roi-cls'], 'prepare', steps)
-    with pytest.raises(SystemExit, match='configs/ssl/README.md'):
+    with pytest.raises(SystemExit, match='tools/cric_dino_init.sh'):
         runner.main(['--suite', 'roi-cls', '--work-dir', str(tmp_path)])
     assert not (tmp_path / 'roi-cls' / 'table.md').exists()
 

@@ -12,6 +12,12 @@ cpu_data_root = 'data/cervical-roi-512/'
 cpu_feature_cache = 'features/r18-w32-dino_64/'
 # tools/ssl/convert_backbone.py output (configs/ssl/README.md, step 3)
 cpu_dino_backbone = 'work_dirs/dino_cpu/backbone_teacher.pth'
+# the ROI sets cut from the real CRIC fields (*_cric-roi-fields.py): the
+# same encoder with the CRIC-tile DINO weights of tools/cric_dino_init.sh
+# (configs/ssl/dino_resnet18-w32_sgd-6e_cric-tiles.py on tiles of the CRIC
+# train + val fields only, labels unused), in its own feature cache
+cric_dino_backbone = 'data/pretrained/dino_r18-w32_cric-tiles.pth'
+cric_feature_cache = 'features/r18-w32-dino-cric-tiles_64/'
 cpu_cell_size = 64
 cpu_feat_channels = 256
 cpu_cell_encoder = dict(
