@@ -127,7 +127,8 @@ def main(argv=None):
           f'{torch.get_num_threads()} threads, cuda available: '
           f'{torch.cuda.is_available()}; load average (1 min) '
           f'{os.getloadavg()[0]:.2f}')
-    print(f'batch: {half} labeled + {half} unlabeled real mosaics, input '
+    print(f'batch: {half} labeled + {half} unlabeled images of '
+          f'{args.data_root}, input '
           f'about {shape[0]}x{shape[1]}; score_thr {args.score_thr}: '
           f'{float(logs.get("num_pseudo", 0)):.1f} pseudo labels per '
           f'unlabeled image, bank fill {float(logs.get("bank_fill", 0)):.0f}')
