@@ -44,8 +44,6 @@ import csv
 import json
 import os
 import os.path as osp
-import resource
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -54,6 +52,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from cric_seed_runs import run  # noqa: E402 (one subprocess runner)
 DINO_CFG = 'configs/ssl/dino_resnet18-w32_sgd-6e_cric-tiles.py'
 CLASSES = ('NILM', 'ASC-US', 'ASC-H', 'LSIL', 'HSIL', 'SCC')
 ROWS = ('DINO (CRIC tiles)', 'random init')
@@ -67,21 +67,6 @@ COLUMNS = [
 ]
 SMOKE_DINO = ['train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=64',
               'default_hooks.checkpoint.interval=1']
-
-
-def run(cmd, log):
-    """Run ``cmd`` from the project root into ``log``; (wall s, CPU s)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.time()
-    with open(log, 'a') as f:
-        proc = subprocess.run([str(c) for c in cmd], cwd=ROOT, stdout=f,
-                              stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        sys.exit(f'failed ({proc.returncode}): {" ".join(map(str, cmd))}; '
-                 f'see {log}')
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.time() - t0, (after.ru_utime - before.ru_utime) + (
-        after.ru_stime - before.ru_stime)
 
 
 def _dump(obj, path):

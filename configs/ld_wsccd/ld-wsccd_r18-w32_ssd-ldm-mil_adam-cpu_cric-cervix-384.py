@@ -62,6 +62,16 @@ student = dict(
             featmap_strides=_strides),
         fc_out_channels=256,
         dropout_ratio=0.2))
+# the plain SSD of this student (Table 4 rows "SSD" and "SSD+LDM":
+# ./ld-wsccd_r18-w32_ssd_... and ./ld-wsccd_r18-w32_ssd-ldm_...)
+cpu_ssd = dict(
+    type='SingleStageDetector',
+    data_preprocessor=student['data_preprocessor'],
+    backbone=student['backbone'],
+    neck=student['neck'],
+    bbox_head=student['bbox_head'],
+    train_cfg=student['train_cfg'],
+    test_cfg=student['test_cfg'])
 teacher_config = \
     '{{ fileDirname }}/../fgd/teachers/retinanet_r18_fpn-128_adam-cpu_cric-cervix-384.py'  # noqa: E501
 teacher_ckpt = \

@@ -6,12 +6,4 @@
 # detector, so the mask M of Eq. (9) is the ground-truth boxes alone
 # (fg_boxes='gt'). Train the teacher first (./README.md).
 _base_ = './ld-wsccd_r18-w32_ssd-ldm-mil_adam-cpu_cric-cervix-384.py'
-_ssd = dict(
-    type='SingleStageDetector',
-    data_preprocessor=_base_.student.data_preprocessor,
-    backbone=_base_.student.backbone,
-    neck=_base_.student.neck,
-    bbox_head=_base_.student.bbox_head,
-    train_cfg=_base_.student.train_cfg,
-    test_cfg=_base_.student.test_cfg)
-model = dict(student=dict(_ssd, _delete_=True), fg_boxes='gt')
+model = dict(student=dict(_base_.cpu_ssd, _delete_=True), fg_boxes='gt')

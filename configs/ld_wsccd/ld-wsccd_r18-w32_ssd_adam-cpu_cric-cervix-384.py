@@ -5,13 +5,5 @@
 # distillation. Same data, schedule and batch as the other CPU rows; its
 # detections are the SSD's own.
 _base_ = './ld-wsccd_r18-w32_ssd-ldm-mil_adam-cpu_cric-cervix-384.py'
-model = dict(
-    _delete_=True,
-    type='SingleStageDetector',
-    data_preprocessor=_base_.student.data_preprocessor,
-    backbone=_base_.student.backbone,
-    neck=_base_.student.neck,
-    bbox_head=_base_.student.bbox_head,
-    train_cfg=_base_.student.train_cfg,
-    test_cfg=_base_.student.test_cfg)
+model = dict(_base_.cpu_ssd, _delete_=True)
 custom_hooks = []

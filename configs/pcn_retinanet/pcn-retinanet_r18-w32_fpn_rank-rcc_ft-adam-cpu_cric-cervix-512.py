@@ -8,22 +8,11 @@
 # inputs and schedule.
 _base_ = [
     './retinanet_r18-w32_fpn_ft-adam-cpu_cric-cervix-512.py',
-    '../pcn/_base_/pcn_resnet18-w32.py'
+    '../pcn/_base_/pcn_resnet18-w32.py', './_base_/pcn_rank-rcc.py'
 ]
 model = dict(
-    type='PCNRetinaNet',
-    pcn={{_base_.pcn_model}},
+    _base_.pcn_rank_rcc,
+    pcn=_base_.pcn_model,
     pcn_checkpoint='work_dirs/pcn_resnet18-w32_gap_adam-cpu_cric-patches-64/epoch_3.pth',  # noqa: E501
-    pcn_score='abnormal',
-    pcn_normal_index=0,
-    pcn_local_stage=0,
-    loss_rank=dict(type='RankingLoss', margin=0.05, loss_weight=0.25),
-    loss_rcc=dict(type='RCCLoss', loss_weight=1.0),
-    distill_cfg=dict(
-        topk=10,
-        score_thr=0.05,
-        nms_pre=1000,
-        nms=dict(type='nms', iou_threshold=0.5),
-        min_bbox_size=0),
     # must match build_pcn_patches.py --patch-size 64 (scale 1.5, square)
     patch_cfg=dict(size=64, scale=1.5, square=True, min_size=0))

@@ -5,33 +5,22 @@
 # its checkpoints load into the plain RetinaNet config.
 _base_ = [
     './retinanet_r50_fpn_ft-adam-12e_cervical-mosaic-bethesda-1024.py',
-    '../pcn/_base_/pcn_seresnext50-32x4d.py'
+    '../pcn/_base_/pcn_seresnext50-32x4d.py', './_base_/pcn_rank-rcc.py'
 ]
+# the shared stage-3 settings (./_base_/pcn_rank-rcc.py: s_c = 1 - p(normal),
+# local-scale feature = PCN stage 1, 256 x 56 x 56 at 224 px; the losses;
+# top-K boxes) + this config's PCN, ROI features and patch geometry
 model = dict(
-    type='PCNRetinaNet',
+    _base_.pcn_rank_rcc,
     # The stage-2 network (same dict as configs/pcn/) and its checkpoint.
-    pcn={{_base_.pcn_model}},
+    pcn=_base_.pcn_model,
     pcn_checkpoint='work_dirs/pcn_seresnext50-32x4d_gap_adam-30e_cervical-patches-bethesda-1024/epoch_30.pth',  # noqa: E501
-    # s_c = 1 - p(normal); normal is label 0 of the patch set.
-    pcn_score='abnormal',
-    pcn_normal_index=0,
-    # Local-scale feature: PCN stage 1 (256 x 56 x 56 at 224 px).
-    pcn_local_stage=0,
     # ROI features: 7x7 RoIAlign on the FPN, level by box scale.
     roi_extractor=dict(
         type='SingleRoIExtractor',
         roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
         out_channels=256,
         featmap_strides=[8, 16, 32, 64]),
-    loss_rank=dict(type='RankingLoss', margin=0.05, loss_weight=0.25),
-    loss_rcc=dict(type='RCCLoss', loss_weight=1.0),
-    # Top-K boxes of the detached predictions of each step.
-    distill_cfg=dict(
-        topk=10,
-        score_thr=0.05,
-        nms_pre=1000,
-        nms=dict(type='nms', iou_threshold=0.5),
-        min_bbox_size=0),
     # PCN patches: the box x1.5, square, resized to 224; must match
     # build_pcn_patches.py (--patch-scale 1.5 --square --patch-size 224).
     patch_cfg=dict(size=224, scale=1.5, square=True, min_size=0))
