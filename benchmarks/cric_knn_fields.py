@@ -118,6 +118,9 @@ def pretrain_dino(py, seed, out, smoke):
     if osp.isfile(backbone) and osp.isfile(info_file):
         with open(info_file) as f:
             return backbone, json.load(f)
+    if not osp.isfile(osp.join(ROOT, 'data/cric-tiles/tiles.json')):
+        sys.exit('data/cric-tiles not found: bash tools/cric_dino_init.sh '
+                 'cuts it (train + val fields only)')
     os.makedirs(out, exist_ok=True)
     opts = [f'randomness.seed={seed}', 'train_dataloader.num_workers=0',
             'train_dataloader.persistent_workers=False',
@@ -268,9 +271,6 @@ def main(argv=None):
     if not osp.isfile(splits_csv):
         sys.exit('data/cric-cervix/splits.csv not found: build it with '
                  'tools/dataset_converters/cric_to_coco.py')
-    if not osp.isfile(osp.join(ROOT, 'data/cric-tiles/tiles.json')):
-        sys.exit('data/cric-tiles not found: bash tools/cric_dino_init.sh '
-                 'cuts it (train + val fields only)')
     crop_root = osp.join(ROOT, args.crops)
     if not osp.isdir(crop_root):
         sys.exit(f'{crop_root} not found (../shared/data/README.md)')

@@ -118,3 +118,18 @@ def tiny_mosaic(tmp_path_factory, shared_data):
         progress=False, img_size=256, num_train=8, num_val=4, num_test=4,
         seed=0)
     return out
+
+
+def ensure_cric_coco(shared_data: Path) -> None:
+    """Build ``data/cric-cervix`` (the real CRIC fields as COCO, the one
+    per-field split of the evidence suites) with the converter when a fresh
+    checkout lacks it; seconds."""
+    if (ROOT / 'data/cric-cervix/annotations/test.json').is_file() and (
+            ROOT / 'data/cric-cervix/splits.csv').is_file():
+        return
+    src = shared_data / 'cric_cervix'
+    subprocess.run([
+        sys.executable, 'tools/dataset_converters/cric_to_coco.py', '--csv',
+        str(src / 'classifications.csv'), '--img-dir', str(src / 'images'),
+        '--img-dir', str(src / 'native'), '--out-dir', 'data/cric-cervix'
+    ], cwd=ROOT, check=True, capture_output=True)

@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
+
+from conftest import ensure_cric_coco
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,18 +39,14 @@ def test_crops_follow_their_field_split(tmp_path):
     assert [f.name for f in res['val'][0]] == ['fc_1.png']
 
 
-def test_no_field_in_two_splits():
-    splits = knn.field_split(str(ROOT / 'data/cric-cervix/splits.csv')) \
-        if (ROOT / 'data/cric-cervix/splits.csv').is_file() else None
-    if splits is None:
-        pytest.skip('data/cric-cervix not built')
+def test_no_field_in_two_splits(shared_data):
+    ensure_cric_coco(shared_data)
+    splits = knn.field_split(str(ROOT / 'data/cric-cervix/splits.csv'))
     assert set(splits.values()) == {'train', 'val', 'test'}
 
 
 def test_smoke_end_to_end_and_resume(shared_data, tmp_path, monkeypatch):
-    if not (ROOT / 'data/cric-cervix/splits.csv').is_file() or not (
-            ROOT / 'data/cric-tiles/tiles.json').is_file():
-        pytest.skip('data/cric-cervix or data/cric-tiles not built')
+    ensure_cric_coco(shared_data)
     from mmpretrain.models import ResNet
 
     # a random encoder in place of the DINO run (its command is the

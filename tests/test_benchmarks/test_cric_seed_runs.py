@@ -4,13 +4,13 @@ a smoke run of a row end to end (train, test, table, resume)."""
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from mmengine.config import Config
+
+from conftest import ensure_cric_coco
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,7 +89,7 @@ def test_roi_suite_rows_share_data_cache_and_budget():
 
 def test_roi_suite_refuses_without_dino_encoder(shared_data, tmp_path,
                                                 monkeypatch):
-    _ensure_cric(shared_data)
+    ensure_cric_coco(shared_data)
     steps = [dict(s) for s in runner.SUITES['roi-cls']['prepare']]
     assert steps[1]['requires'] == (
         'data/pretrained/dino_r18-w32_cric-tiles.pth')
@@ -127,19 +127,8 @@ def test_table_mean_std_columns():
     assert [c.strip() for c in lines[3].split('|')[1:-1]][-1] == 'n/a'
 
 
-def _ensure_cric(shared_data):
-    if (ROOT / 'data/cric-cervix/annotations/test.json').is_file():
-        return
-    src = shared_data / 'cric_cervix'
-    subprocess.run([
-        sys.executable, 'tools/dataset_converters/cric_to_coco.py', '--csv',
-        str(src / 'classifications.csv'), '--img-dir', str(src / 'images'),
-        '--img-dir', str(src / 'native'), '--out-dir', 'data/cric-cervix'
-    ], cwd=ROOT, check=True, capture_output=True)
-
-
 def test_smoke_row_end_to_end_and_resume(shared_data, tmp_path):
-    _ensure_cric(shared_data)
+    ensure_cric_coco(shared_data)
     work = tmp_path / 'ev'
     args = ['--suite', 'semi-dual-align', '--smoke', '--rows', '0',
             '--threads', '1', '--work-dir', str(work)]
@@ -328,7 +317,7 @@ def test_pcn_suite_refuses_without_start_detector(tmp_path):
 
 
 def test_pcn_smoke_row_end_to_end_and_resume(shared_data, tmp_path):
-    _ensure_cric(shared_data)
+    ensure_cric_coco(shared_data)
     work = tmp_path / 'ev'
     args = ['--suite', 'pcn', '--smoke', '--rows', '3', '--threads', '1',
             '--work-dir', str(work)]
