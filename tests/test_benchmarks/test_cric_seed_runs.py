@@ -61,6 +61,12 @@ def test_semi_suite_rows_share_budget_split_and_test_fields():
     assert semi.train_dataloader.sampler.source_ratio == [1, 1]
     assert cfgs['Mean Teacher 50 %'].model.type == 'SemiBaseDetector'
     assert cfgs['dual alignment 50 %'].model.type == 'DualAlignFasterRCNN'
+    # an EMA teacher that follows a from-scratch BN network within 600
+    # iterations: BN buffers averaged too, horizon ~100 iterations
+    for label in ('Mean Teacher 25 %', 'Mean Teacher 50 %'):
+        (hook, ) = cfgs[label].custom_hooks
+        assert hook == dict(type='MeanTeacherHook', momentum=0.01,
+                            skip_buffer=False), hook
 
 
 def test_roi_suite_rows_share_data_cache_and_budget():
