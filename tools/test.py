@@ -12,6 +12,7 @@ of the metrics is printed as one table. Unlike MMDetection's tool:
   config copy ``<work_dir>/<config>.py`` is never rewritten.
 """
 import argparse
+import gc
 import os
 import os.path as osp
 import sys
@@ -163,6 +164,11 @@ def main(argv=None):
                   'model scores below the threshold: check the checkpoint, '
                   'or add --cfg-options model.test_cfg.score_thr=0.0.',
                   flush=True)
+    # Drop the runner (its DDP wrapper and any gloo work it still holds)
+    # while the process group is alive: tensors of pending gloo work
+    # destroyed at interpreter finalisation can abort a rank at exit.
+    del runner
+    gc.collect()
     # Only after success: a rank that failed must not wait at a barrier.
     shutdown_dist()
     return metrics

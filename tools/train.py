@@ -15,6 +15,7 @@ Same flags as MMDetection 3.3's ``tools/train.py``. Differences:
   annotations, a busy work dir) end with one message, not a traceback.
 """
 import argparse
+import gc
 import os.path as osp
 import sys
 
@@ -108,6 +109,11 @@ def main(argv=None):
             runner.train()
     except USER_ERRORS as e:
         sys.exit(f'{type(e).__name__}: {e}')
+    # Drop the runner (its DDP wrapper and any gloo work it still holds)
+    # while the process group is alive: tensors of pending gloo work
+    # destroyed at interpreter finalisation can abort a rank at exit.
+    del runner
+    gc.collect()
     # Only after success: a rank that failed must not wait at a barrier.
     shutdown_dist()
 
