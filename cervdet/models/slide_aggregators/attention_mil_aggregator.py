@@ -33,11 +33,12 @@ from mmpretrain.registry import MODELS
 from torch import Tensor
 
 from ..layers.gated_attention_mil import GatedAttentionMIL
+from .base_slide_aggregator import BaseSlideAggregator
 from .topk_cells import check_slide_bag, topk_cells
 
 
 @MODELS.register_module()
-class AttentionMILAggregator(nn.Module):
+class AttentionMILAggregator(BaseSlideAggregator):
     """Gated attention MIL over (the top-k) cells of a slide.
 
     Args:
@@ -56,7 +57,8 @@ class AttentionMILAggregator(nn.Module):
             it already). None keeps every valid cell.
 
     Attributes:
-        is_learned (bool): True (:meth:`forward` gives logits).
+        is_learned (bool): True (:meth:`forward` gives logits;
+            :meth:`predict_proba` applies sigmoid, or softmax over grades).
     """
 
     is_learned = True
@@ -172,15 +174,6 @@ class AttentionMILAggregator(nn.Module):
         elif att.shape[1] != k:  # the dummy column of an all-empty batch
             att = att[:, :k]
         return logits, att
-
-    def predict_proba(self, scores: Tensor, mask: Tensor,
-                      feats: Optional[Tensor] = None) -> Tensor:
-        """Probabilities: Tensor[B] (sigmoid, P(positive)) for
-        ``num_classes=1``, else Tensor[B, G] (softmax over grades)."""
-        logits = self.forward(scores, mask, feats)
-        if self.num_classes == 1:
-            return torch.sigmoid(logits)
-        return torch.softmax(logits, dim=1)
 
     def extra_repr(self) -> str:
         return (f'in_channels={self.in_channels}, use_scores='

@@ -3,10 +3,10 @@ screening rule: a slide is as suspicious as its worst cell)."""
 from typing import Optional, Tuple, Union
 
 import torch
-import torch.nn as nn
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
+from .base_slide_aggregator import BaseSlideAggregator
 from .topk_cells import check_slide_bag
 
 
@@ -34,12 +34,13 @@ def masked_max(scores: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
 
 
 @MODELS.register_module()
-class MaxScoreAggregator(nn.Module):
+class MaxScoreAggregator(BaseSlideAggregator):
     """``s = max_k s_k`` over the valid cells; 0 for a slide without cells.
 
     Not learned: the output is already a score in the range of the cell
     scores (a probability for detector scores), so :meth:`predict_proba` is
-    the identity. Differentiable w.r.t. the winning cell's score.
+    the identity (:class:`BaseSlideAggregator`). Differentiable w.r.t. the
+    winning cell's score.
 
     Attributes:
         is_learned (bool): False.
@@ -76,11 +77,6 @@ class MaxScoreAggregator(nn.Module):
             att.scatter_(1, arg[:, None], 1.)
             att = att * mask.any(dim=1, keepdim=True).float()
         return best, att
-
-    def predict_proba(self, scores: Tensor, mask: Tensor,
-                      feats: Optional[Tensor] = None) -> Tensor:
-        """Slide score Tensor[B] (identity on :meth:`forward`)."""
-        return self.forward(scores, mask, feats)
 
 
 __all__ = ['MaxScoreAggregator', 'masked_max']

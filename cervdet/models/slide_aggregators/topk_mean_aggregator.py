@@ -3,10 +3,10 @@ spurious detection than the maximum)."""
 from typing import Optional, Tuple, Union
 
 import torch
-import torch.nn as nn
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
+from .base_slide_aggregator import BaseSlideAggregator
 from .topk_cells import check_slide_bag, topk_cells
 
 
@@ -30,7 +30,7 @@ def topk_mean(scores: Tensor, mask: Tensor, k: int = 10) -> Tensor:
 
 
 @MODELS.register_module()
-class TopKMeanAggregator(nn.Module):
+class TopKMeanAggregator(BaseSlideAggregator):
     """``s = mean of the k highest valid cell scores`` (fewer valid cells:
     their mean; no valid cell: 0).
 
@@ -79,11 +79,6 @@ class TopKMeanAggregator(nn.Module):
             w = valid.float() / valid.sum(dim=1, keepdim=True).clamp(min=1)
             att.scatter_(1, index, w)
         return out, att
-
-    def predict_proba(self, scores: Tensor, mask: Tensor,
-                      feats: Optional[Tensor] = None) -> Tensor:
-        """Slide score Tensor[B] (identity on :meth:`forward`)."""
-        return self.forward(scores, mask, feats)
 
     def extra_repr(self) -> str:
         return f'k={self.k}'
