@@ -67,8 +67,8 @@ def main():
     from mmengine.config import Config
 
     import cervdet  # noqa: F401
-    from cervdet.apis.slide_inference import (SlideInferencer, _collate,
-                                              _TilePipelineDataset)
+    from cervdet.apis.slide import (SlideInferencer, TilePipelineDataset,
+                                    collate_tiles)
     from cervdet.datasets.slide_readers import open_slide
     from cervdet.datasets.slide_tiles import (SlideTileDataset, plan_tiles,
                                               tissue_mask)
@@ -108,7 +108,7 @@ def main():
         mask, mask_ds = tissue_mask(reader, max_side=1024)
         plan = plan_tiles(reader.dimensions, args.tile_size, args.overlap,
                           1.0, mask=mask, mask_downsample=mask_ds,
-                          min_tissue=inf.settings['min_tissue'])
+                          min_tissue=inf.settings.read.min_tissue)
         dims = reader.dimensions
     keep = np.flatnonzero(plan.keep)
     print(f'slide {slide}: {dims[0]}x{dims[1]} px, {len(plan.keep)} tiles, '
@@ -117,9 +117,9 @@ def main():
 
     # detector alone on pre-loaded batches
     base = SlideTileDataset(slide, plan.origins[keep], plan.tile_size, 1.0)
-    ds = _TilePipelineDataset(base, inf.pipeline, keep)
+    ds = TilePipelineDataset(base, inf.pipeline, keep)
     items = [ds[i] for i in range(len(ds))]
-    batches = [_collate(items[i:i + args.batch_size])
+    batches = [collate_tiles(items[i:i + args.batch_size])
                for i in range(0, len(items), args.batch_size)]
     with torch.no_grad():
         inf.model.test_step(dict(inputs=batches[0]['inputs'],
@@ -135,7 +135,7 @@ def main():
           f'{"busy":>5} | {"mask+plan s":>11} | '
           f'{"merge s":>7} | {"outputs s":>9}')
     for nw in args.workers:
-        inf.num_workers = nw
+        inf.settings.detect.num_workers = nw
         rep = inf.run(slide, osp.join(tmp, f'out_w{nw}'))
         assert rep['status'] == 'done', rep
         tm = rep['timing']

@@ -19,10 +19,9 @@ read (corrupt, truncated, unsupported pixels), at any step, is reported and
 the others go on; the exit code is then 1. ``--overwrite`` redoes finished
 slides (their outputs are replaced).
 
-See docs/slide_screening.md.
+See docs/slide_screening.md; the stages are in cervdet/apis/slide/.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -108,7 +107,14 @@ def main(argv=None) -> int:
     import torch
     from mmengine.dist import get_dist_info
 
-    from cervdet.apis.slide_inference import SlideInferencer, list_slides
+    from cervdet.apis.slide import (
+        SlideInferencer,
+        SlideSettings,
+        describe,
+        list_slides,
+        summary_row,
+        write_summary,
+    )
     from cervdet.utils.dist import init_dist_device_agnostic, shutdown_dist
 
     if args.launcher == 'pytorch':
@@ -118,8 +124,7 @@ def main(argv=None) -> int:
     device = args.device
     if device is None and torch.cuda.is_available():
         device = f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
-    inferencer = SlideInferencer(
-        args.config, args.checkpoint, device=device,
+    settings = SlideSettings.from_kwargs(
         tile_size=args.tile_size, overlap=args.overlap,
         target_mpp=args.target_mpp, mpp=args.mpp,
         batch_size=args.batch_size, num_workers=args.num_workers,
@@ -135,6 +140,8 @@ def main(argv=None) -> int:
         thresholds=args.thresholds, gallery_top_n=args.gallery_top_n,
         write_parquet=not args.no_parquet, progress=not args.no_progress,
         optimize=not args.no_optimize, precision=args.precision)
+    inferencer = SlideInferencer(args.config, args.checkpoint, device=device,
+                                 settings=settings)
     os.makedirs(args.out_dir, exist_ok=True)
     summary = []
     t0 = time.perf_counter()
@@ -165,69 +172,6 @@ def main(argv=None) -> int:
             print(f'FAILED {r["path"]}: {r["error"]}', file=sys.stderr)
     shutdown_dist()
     return 1 if failed else 0
-
-
-def summary_row(slide, report: dict) -> dict:
-    """One slide's row of ``summary.json``."""
-    row = dict(slide=report.get('slide', slide.stem), path=str(slide),
-               status=report['status'])
-    if report['status'] == 'failed':
-        row['error'] = report['error']
-        return row
-    row.update(cells=report['detections']['merged'],
-               slide_scores=report['slide_scores'],
-               seconds=report['timing']['total_s'])
-    if 'slide_call' in report:
-        row['slide_call'] = report['slide_call']['grade']
-    if report.get('warnings'):
-        row['warnings'] = report['warnings']
-    if report.get('note'):
-        row['note'] = report['note']
-    return row
-
-
-def describe(report: dict) -> str:
-    """The console line of a slide."""
-    status = report['status']
-    if status == 'failed':
-        return f'FAILED: {report["error"]}'
-    if status == 'skipped':
-        return ('skipped (finished in an earlier run' +
-                (f'; {report["note"]}' if report.get('note') else '') + ')')
-    return (f"done: {report['detections']['merged']} cells, max score "
-            f"{report['slide_scores']['max']:.3f}, "
-            f"{report['tiles']['read']} tiles read, "
-            f"{report['tiles']['skipped_blank']} blank skipped, "
-            f"{report['timing']['total_s']:.1f} s")
-
-
-def write_summary(out_dir: str, rows: list, world: int,
-                  seconds: float) -> str:
-    """Merge ``rows`` into ``out_dir/summary.json`` (atomically).
-
-    Slides of earlier runs that this run did not process keep their rows;
-    this run's rows replace the rows of the same slide paths.
-    """
-    path = osp.join(out_dir, 'summary.json')
-    old = []
-    if osp.isfile(path):
-        try:
-            with open(path) as f:
-                old = json.load(f).get('slides', [])
-        except (OSError, ValueError, AttributeError):
-            # a damaged summary is kept aside, not lost
-            os.replace(path, path + f'.damaged{int(time.time())}')
-    mine = {r['path'] for r in rows}
-    merged = [r for r in old if r.get('path') not in mine] + list(rows)
-    out = dict(slides=merged, world_size=world, seconds=seconds,
-               last_run=dict(slides=[r['path'] for r in rows],
-                             failed=sum(r['status'] == 'failed'
-                                        for r in rows)))
-    tmp = osp.join(out_dir, f'.summary.json.tmp{os.getpid()}')
-    with open(tmp, 'w') as f:
-        json.dump(out, f, indent=2)
-    os.replace(tmp, path)
-    return path
 
 
 if __name__ == '__main__':

@@ -6,10 +6,10 @@ from .roi_inference import (
     load_coco_boxes,
     select_detections,
 )
-from .slide_inference import SlideInferencer, list_slides
+from .slide import SlideInferencer, SlideSettings, list_slides
 
 __all__ = [
     'ROIInferencer', 'cell_normalisation', 'load_coco_boxes',
-    'select_detections', 'SlideInferencer', 'list_slides',
+    'select_detections', 'SlideInferencer', 'SlideSettings', 'list_slides',
     'init_detector_strict'
 ]

@@ -1,18 +1,14 @@
-"""Visualisation helpers of cervdet."""
+"""Visualisation helpers of cervdet: drawings of ROIs and of screened slides
+(the files of a slide are written by :mod:`cervdet.apis.slide.writers`)."""
 from .roi_drawer import attention_colours, class_colours, draw_roi
-from .slide_outputs import (
-    detections_to_geojson,
+from .slide_drawer import (
+    DEFAULT_SLIDE_PALETTE,
     draw_gallery,
     draw_overview,
-    read_detections_table,
     slide_palette,
-    write_detections_table,
-    write_geojson,
-    write_png,
 )
 
 __all__ = [
-    'attention_colours', 'class_colours', 'draw_roi', 'detections_to_geojson',
-    'draw_gallery', 'draw_overview', 'read_detections_table', 'slide_palette',
-    'write_detections_table', 'write_geojson', 'write_png'
+    'attention_colours', 'class_colours', 'draw_roi', 'DEFAULT_SLIDE_PALETTE',
+    'draw_gallery', 'draw_overview', 'slide_palette'
 ]

@@ -16,7 +16,7 @@ from mmdet.models.detectors.base import BaseDetector
 from mmengine.config import Config
 from mmengine.structures import InstanceData
 
-from cervdet.apis.slide_inference import SlideInferencer, list_slides
+from cervdet.apis.slide import SlideInferencer, list_slides
 from cervdet.testing.pyramidal_tiff import write_pyramidal_tiff_from_array
 
 CLASSES = ('dark', 'grey')
