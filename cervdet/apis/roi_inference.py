@@ -28,7 +28,6 @@ Usage::
     result = inferencer('roi.jpg')          # cells from the detector
     result = inferencer(img, boxes=xyxy)    # or from given boxes [N, 4]
 """
-import copy
 import json
 import os.path as osp
 import time
@@ -44,6 +43,10 @@ from cervdet.datasets.transforms.crop_cells import crop_and_resize, expand_boxes
 
 # ImageNet statistics (RGB), the extraction tool's default normalisation.
 from cervdet.utils.constants import IMAGENET_MEAN, IMAGENET_STD
+
+from .det_init import init_detector_strict
+from .pipeline_cfg import split_pipelines
+from .roi_model import build_roi_model, roi_classes
 
 
 def cell_normalisation(cfg: Config) -> Tuple[np.ndarray, np.ndarray, bool]:
@@ -151,19 +154,54 @@ def load_coco_boxes(ann_file: str) -> Dict[str, dict]:
     return out
 
 
-def _load_state(path: str) -> Tuple[dict, dict]:
-    """``(state_dict, meta)`` of a checkpoint on the CPU."""
-    from mmengine.runner.checkpoint import _load_checkpoint
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'checkpoint {path} not found')
-    ckpt = _load_checkpoint(path, map_location='cpu')
-    if not isinstance(ckpt, dict):
-        raise ValueError(f'{path} is not a checkpoint (a dict with '
-                         '"state_dict")')
-    state = ckpt.get('state_dict', ckpt)
-    state = {k[7:] if k.startswith('module.') else k: v
-             for k, v in state.items()}
-    return state, ckpt.get('meta', {}) or {}
+def pipeline_crop(cfg: Config) -> Optional[dict]:
+    """The ``CropCells`` step of the test (else val) pipeline
+    (:func:`cervdet.apis.pipeline_cfg.split_pipelines`)."""
+    for _, pipeline in split_pipelines(cfg):
+        for step in pipeline:
+            if str(step.get('type', '')).split('.')[-1] == 'CropCells':
+                return step
+    return None
+
+
+def cell_crop_settings(cfg: Config, model: torch.nn.Module,
+                       attached_encoder: bool, config_path: Optional[str]
+                       ) -> Tuple[int, float, torch.Tensor, torch.Tensor,
+                                  bool]:
+    """How the cells of an ROI are cropped and normalised.
+
+    A model with an attached encoder (trained on cached features) sees the
+    crops of ``tools/roi_cls/extract_cell_features.py``: ``cfg.cell_size``,
+    ``cfg.cell_context`` and :func:`cell_normalisation`. A pixel model sees
+    what its training did: the test pipeline's ``CropCells`` size and
+    context, its data preprocessor's mean/std/to_rgb.
+
+    Returns:
+        tuple: ``(cell_size, cell_context, mean Tensor[3], std Tensor[3],
+        to_rgb)``.
+
+    Raises:
+        ValueError: When the config has no top-level ``cell_size``.
+    """
+    if 'cell_size' not in cfg:
+        raise ValueError(f'{config_path} has no top-level cell_size')
+    size = int(cfg.cell_size)
+    context = float(cfg.get('cell_context', 0.0))
+    if attached_encoder:
+        mean, std, to_rgb = cell_normalisation(cfg)
+        return size, context, torch.from_numpy(mean), torch.from_numpy(
+            std), to_rgb
+    pre = model.data_preprocessor  # exactly what it does
+    to_rgb = bool(getattr(pre, 'to_rgb', False))
+    if getattr(pre, '_enable_normalize', False):
+        mean_t, std_t = pre.mean.view(3).cpu(), pre.std.view(3).cpu()
+    else:
+        mean_t, std_t = torch.zeros(3), torch.ones(3)
+    crop = pipeline_crop(cfg)
+    if crop is not None:
+        size = int(crop.get('size', size))
+        context = float(crop.get('context', context))
+    return size, context, mean_t, std_t, to_rgb
 
 
 class ROIInferencer:
@@ -210,162 +248,40 @@ class ROIInferencer:
                  allow_random_encoder: bool = False,
                  encoder_batch: int = 64) -> None:
         import cervdet  # noqa: F401  (registers the ROI modules)
-        cfg = roi_config if isinstance(roi_config, Config) else \
+        self.cfg = roi_config if isinstance(roi_config, Config) else \
             Config.fromfile(str(roi_config))
-        roi_checkpoint = str(roi_checkpoint)
-        self.cfg = cfg
         self.config_path = None if isinstance(roi_config, Config) else \
             str(roi_config)
         self.device = torch.device(device)
         self.det_score_thr = float(det_score_thr)
         self.det_max_cells = int(det_max_cells)
         self.encoder_batch = int(encoder_batch)
-        if 'model' not in cfg:
-            raise ValueError(f'{self.config_path}: the ROI config has no '
-                             '"model"')
-        model_cfg = copy.deepcopy(cfg.model)
-        self.attached_encoder = not model_cfg.get('cell_encoder')
-        if self.attached_encoder and 'cell_encoder' not in cfg:
-            raise ValueError(
-                f'{self.config_path}: the model has no cell_encoder (trained '
-                'on cached features) and the config has no top-level '
-                'cell_encoder to compute features from pixels; add the '
-                'backbone the feature cache was extracted with, e.g. '
-                "cell_encoder = dict(type='ResNet', depth=50, "
-                'out_indices=(3, ))')
-        if self.attached_encoder:
-            enc_cfg = copy.deepcopy(cfg.cell_encoder)
-            init_cfg = enc_cfg.get('init_cfg')
-            local_init = isinstance(init_cfg, dict) and init_cfg.get(
-                'checkpoint') and not str(init_cfg['checkpoint']).startswith(
-                    ('http://', 'https://'))
-            if isinstance(init_cfg, dict) and str(init_cfg.get(
-                    'checkpoint', '')).startswith(('http://', 'https://')) \
-                    and not encoder_checkpoint:
-                raise ValueError(
-                    f'cell_encoder.init_cfg would download '
-                    f'{init_cfg["checkpoint"]}; nothing is downloaded at run '
-                    'time: pass a local --encoder-checkpoint (and '
-                    '--encoder-checkpoint-prefix)')
-            if not encoder_checkpoint and not local_init:
-                if not allow_random_encoder:
-                    raise ValueError(
-                        f'{self.config_path}: the ROI model was trained on '
-                        'cached features and no encoder checkpoint was '
-                        'given: pass --encoder-checkpoint (the checkpoint '
-                        'tools/roi_cls/extract_cell_features.py used, with '
-                        'its --checkpoint-prefix), or --allow-random-encoder '
-                        'if the cache really came from a random encoder')
-                warnings.warn(
-                    'ROIInferencer: the cell encoder is RANDOMLY initialised; '
-                    'the predictions only mean something if the feature '
-                    'cache of training was made with the very same random '
-                    'weights', stacklevel=2)
-            if encoder_checkpoint:
-                enc_cfg.pop('init_cfg', None)
-            model_cfg['cell_encoder'] = enc_cfg
-            self._init_encoder = bool(local_init and not encoder_checkpoint)
-        else:
-            self._init_encoder = False
+        model, meta, self.attached_encoder = build_roi_model(
+            self.cfg, str(roi_checkpoint), self.config_path,
+            encoder_checkpoint, encoder_checkpoint_prefix,
+            allow_random_encoder)
+        self.model = model.to(self.device).eval()
+        self.classes: List[str] = roi_classes(model, meta, self.cfg)
+        (self.cell_size, self.cell_context, self.mean, self.std,
+         self.to_rgb) = cell_crop_settings(self.cfg, model,
+                                           self.attached_encoder,
+                                           self.config_path)
+        self.detector, self.det_classes = self._build_detector(
+            det_config, det_checkpoint)
 
-        from mmpretrain.registry import MODELS
-        with DefaultScope.overwrite_default_scope('mmpretrain'):
-            model = MODELS.build(model_cfg)
-        if self._init_encoder:
-            model.cell_encoder.init_weights()
-        state, meta = _load_state(roi_checkpoint)
-        own = model.state_dict()
-        skip = ('cell_encoder.', ) if self.attached_encoder else ()
-        missing = [k for k in own if k not in state and not k.startswith(
-            skip or ('\0', ))]
-        unexpected = [k for k in state if k not in own]
-        if missing or unexpected:
-            raise ValueError(
-                f'{roi_checkpoint} does not fit the model of '
-                f'{self.config_path}: missing keys {missing[:5]}, unexpected '
-                f'keys {unexpected[:5]}; use the checkpoint trained with this '
-                'config')
-        model.load_state_dict(state, strict=False)
-        if encoder_checkpoint:
-            encoder_checkpoint = str(encoder_checkpoint)
-            enc_state, _ = _load_state(encoder_checkpoint)
-            prefix = encoder_checkpoint_prefix
-            if prefix:
-                enc_state = {k[len(prefix):]: v for k, v in enc_state.items()
-                             if k.startswith(prefix)}
-                if not enc_state:
-                    raise ValueError(
-                        f'{encoder_checkpoint}: no key starts with '
-                        f'--encoder-checkpoint-prefix {prefix!r}')
-            enc_own = model.cell_encoder.state_dict()
-            hits = [k for k in enc_state if k in enc_own]
-            if not hits:
-                raise ValueError(
-                    f'{encoder_checkpoint}: no key fits the cell encoder '
-                    f'(keys look like {list(enc_state)[:3]}); set '
-                    '--encoder-checkpoint-prefix (e.g. "backbone.")')
-            model.cell_encoder.load_state_dict(enc_state, strict=False)
-        model.to(self.device).eval()
-        self.model = model
-
-        # classes: the model's, else the checkpoint's, else the config's
-        classes = model.class_names or (meta.get('dataset_meta') or {}).get(
-            'classes')
-        if not classes:
-            test_ds = (cfg.get('test_dataloader') or {}).get('dataset') or {}
-            classes = (test_ds.get('metainfo') or {}).get('classes')
-        if not classes or len(classes) != model.num_classes:
-            classes = [f'class_{i}' for i in range(model.num_classes)]
-        self.classes: List[str] = list(classes)
-
-        # crop geometry and normalisation of the cells
-        if 'cell_size' not in cfg:
-            raise ValueError(f'{self.config_path} has no top-level cell_size')
-        self.cell_size = int(cfg.cell_size)
-        self.cell_context = float(cfg.get('cell_context', 0.0))
-        if self.attached_encoder:
-            mean, std, self.to_rgb = cell_normalisation(cfg)
-            self.mean = torch.from_numpy(mean)
-            self.std = torch.from_numpy(std)
-        else:  # exactly what the model's data preprocessor does
-            pre = model.data_preprocessor
-            self.to_rgb = bool(getattr(pre, 'to_rgb', False))
-            if getattr(pre, '_enable_normalize', False):
-                self.mean = pre.mean.view(3).cpu()
-                self.std = pre.std.view(3).cpu()
-            else:
-                self.mean, self.std = torch.zeros(3), torch.ones(3)
-            crop = self._pipeline_crop(cfg)
-            if crop is not None:
-                self.cell_size = int(crop.get('size', self.cell_size))
-                self.cell_context = float(crop.get('context',
-                                                   self.cell_context))
-
-        self.detector = None
-        self.det_classes: Optional[List[str]] = None
-        if det_config is not None:
-            if det_checkpoint is None:
-                warnings.warn('ROIInferencer: det_config without '
-                              'det_checkpoint: the detector is untrained',
-                              stacklevel=2)
-            from .det_init import init_detector_strict
-            self.detector = init_detector_strict(
-                det_config if isinstance(det_config, Config)
-                else str(det_config), det_checkpoint, self.device)
-            self.det_classes = list(self.detector.dataset_meta.get(
-                'classes', []))
-
-    @staticmethod
-    def _pipeline_crop(cfg: Config) -> Optional[dict]:
-        """The ``CropCells`` step of the test (else val) pipeline."""
-        for split in ('test', 'val'):
-            ds = (cfg.get(f'{split}_dataloader') or {}).get('dataset') or {}
-            while 'dataset' in ds and ds.get('type') != 'ROIBagDataset':
-                ds = ds['dataset']
-            for step in ds.get('pipeline', []) or []:
-                if str(step.get('type', '')).split('.')[-1] == 'CropCells':
-                    return step
-        return None
+    def _build_detector(self, det_config, det_checkpoint):
+        """The cell detector and its class names (None, None without
+        ``det_config``)."""
+        if det_config is None:
+            return None, None
+        if det_checkpoint is None:
+            warnings.warn('ROIInferencer: det_config without '
+                          'det_checkpoint: the detector is untrained',
+                          stacklevel=3)
+        detector = init_detector_strict(
+            det_config if isinstance(det_config, Config)
+            else str(det_config), det_checkpoint, self.device)
+        return detector, list(detector.dataset_meta.get('classes', []))
 
     # ------------------------------------------------------------------
     def detect(self, img: np.ndarray) -> Tuple[np.ndarray, np.ndarray,
@@ -552,5 +468,5 @@ class ROIInferencer:
         return result
 
 
-__all__ = ['ROIInferencer', 'cell_normalisation', 'load_coco_boxes',
-           'select_detections']
+__all__ = ['ROIInferencer', 'cell_normalisation', 'cell_crop_settings',
+           'pipeline_crop', 'load_coco_boxes', 'select_detections']
