@@ -11,8 +11,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
 from cervdet.engine.hooks import student_checkpoint
-from cervdet.models.detectors import extract_student_state_dict
-from cervdet.models.detectors.fgd_distiller import parse_feature_spec
+from cervdet.models.detectors import extract_student_state_dict, parse_feature_spec
 from conftest import ROOT
 
 STUDENT_CFG = ROOT / 'configs' / 'retinanet' / \
@@ -108,8 +107,8 @@ def test_train_step_trains_student_only_and_fgd_loss_falls(teacher_ckpt):
     for _ in range(6):
         log = model.train_step(data, optim)
         fgd.append(sum(v.item() for k, v in log.items()
-                       if k.startswith('loss_fgd_')))
-    assert {f'loss_fgd_fpn{i}' for i in range(5)} <= set(log)
+                       if k.startswith('loss_distill_')))
+    assert {f'loss_distill_fpn{i}' for i in range(5)} <= set(log)
     assert {'loss_cls', 'loss_bbox'} <= set(log)
     # the teacher (weights and BN running statistics) did not change
     for k, v in model.teacher.state_dict().items():
@@ -135,7 +134,7 @@ def test_distill_weight_scales_and_disabled_skips_teacher(teacher_ckpt):
         model.distill_weight = 0.25
         quarter = model(**data, mode="loss")
     for i in range(5):
-        k = f'loss_fgd_fpn{i}'
+        k = f'loss_distill_fpn{i}'
         assert quarter[k].item() == pytest.approx(0.25 * full[k].item(),
                                                   rel=1e-5)
     calls = []
@@ -144,8 +143,8 @@ def test_distill_weight_scales_and_disabled_skips_teacher(teacher_ckpt):
     model.distill_enabled = False
     off = model(**data, mode="loss")
     assert not calls  # no teacher forward once distillation stopped
-    assert all(off[f'loss_fgd_fpn{i}'].item() == 0 for i in range(5))
-    off['loss_fgd_fpn0'].backward()  # still connected to the FGD params
+    assert all(off[f'loss_distill_fpn{i}'].item() == 0 for i in range(5))
+    off['loss_distill_fpn0'].backward()  # still connected to the FGD params
     assert model.distill_losses['fpn0'].align.weight.grad is not None
 
 
@@ -242,6 +241,6 @@ def test_ssd_student_retinanet_teacher_levels_and_normalisation(
     batch = model.data_preprocessor(data, True)
     losses = model(**batch, mode="loss")
     for i in range(5):
-        v = losses[f'loss_fgd_ssd{i}']
+        v = losses[f'loss_distill_ssd{i}']
         assert torch.isfinite(v) and v.item() > 0
     assert model.distill_losses['ssd1'].align.in_channels == 1024
