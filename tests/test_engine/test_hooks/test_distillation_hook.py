@@ -58,6 +58,36 @@ def test_hook_rejects_plain_detector():
         FGDDistillHook(warmup_iters=-1)
 
 
+def test_drop_teacher_false_saves_the_teacher():
+    """The teacher is out of the model's state dict; drop_teacher=False
+    (the hook's option) still writes it into training checkpoints."""
+    from unittest.mock import MagicMock
+
+    from cervdet.engine.hooks import DistillationHook
+    from cervdet.models.utils import FrozenTeacherMixin
+
+    class Distiller(FrozenTeacherMixin, torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.student = torch.nn.Linear(2, 2)
+            self.add_teacher('teacher', torch.nn.Linear(2, 2))
+            self.distill_weight, self.distill_enabled = 1.0, True
+
+    model = Distiller()
+    runner = MagicMock(model=model)
+    kept = dict(meta={}, state_dict=model.state_dict())
+    assert set(kept['state_dict']) == {'student.weight', 'student.bias'}
+    DistillationHook(save_student=False, drop_teacher=False) \
+        .before_save_checkpoint(runner, kept)
+    assert torch.equal(kept['state_dict']['teacher.weight'],
+                       model.teacher.weight)
+    dropped = dict(meta={}, state_dict=model.state_dict())
+    DistillationHook(save_student=False).before_save_checkpoint(
+        runner, dropped)
+    assert set(dropped['state_dict']) == {'student.weight', 'student.bias'}
+    assert 'fgd_teacher' in dropped['meta']
+
+
 # Untrained models score below the 0.05 threshold: keep every box so that
 # COCO metrics exist for the teacher and the student.
 EXTRA = """

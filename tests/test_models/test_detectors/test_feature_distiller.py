@@ -56,7 +56,7 @@ def _pairs(levels=5, spec='neck.fpn_convs.{}.conv', **loss_kw):
 def _distiller(teacher_ckpt, **kw):
     init_default_scope('mmdet')
     torch.manual_seed(0)
-    cfg = dict(type='FGDDistiller', student=_model_cfg(STUDENT_CFG),
+    cfg = dict(type='FeatureDistiller', student=_model_cfg(STUDENT_CFG),
                teacher_cfg=str(TEACHER_CFG), teacher_ckpt=teacher_ckpt,
                feature_pairs=_pairs())
     cfg.update(kw)
@@ -225,6 +225,7 @@ def test_ssd_student_retinanet_teacher_levels_and_normalisation(
         for i, c in enumerate((512, 1024, 512, 256, 256))
     ]
     torch.manual_seed(0)
+    # built by its former name (configs/ld_wsccd and older configs use it)
     model = MODELS.build(dict(type='FGDDistiller', student=ssd,
                               teacher_cfg=str(TEACHER_CFG),
                               teacher_ckpt=teacher_ckpt,
@@ -244,3 +245,40 @@ def test_ssd_student_retinanet_teacher_levels_and_normalisation(
         v = losses[f'loss_distill_ssd{i}']
         assert torch.isfinite(v) and v.item() > 0
     assert model.distill_losses['ssd1'].align.in_channels == 1024
+
+
+def test_former_names_are_aliases(teacher_ckpt):
+    """Configs written for FGDDistiller / FGDDistillHook still work."""
+    from mmdet.registry import HOOKS
+
+    from cervdet.engine.hooks import DistillationHook, FGDDistillHook
+    from cervdet.models.detectors import FeatureDistiller, FGDDistiller
+    assert FGDDistiller is FeatureDistiller
+    assert MODELS.get('FGDDistiller') is MODELS.get('FeatureDistiller') \
+        is FeatureDistiller
+    assert FGDDistillHook is DistillationHook
+    assert HOOKS.get('FGDDistillHook') is HOOKS.get('DistillationHook') \
+        is DistillationHook
+    model = _distiller(teacher_ckpt, type='FGDDistiller')
+    assert type(model) is FeatureDistiller
+    model.train()
+    losses = model(**model.data_preprocessor(_batch(), True), mode='loss')
+    assert {f'loss_distill_fpn{i}' for i in range(5)} <= set(losses)
+
+
+def test_checkpoints_with_teacher_weights_still_load(teacher_ckpt, tmp_path):
+    """The teacher is left out of the state dict; checkpoints saved while it
+    was in (``FGDDistillHook(drop_teacher=False)``) load strictly, through
+    torch and MMEngine's loader (``load_from``, ``--resume``)."""
+    from mmengine.runner import load_checkpoint
+    model = _distiller(teacher_ckpt)
+    state = model.state_dict()
+    assert not any(k.startswith('teacher.') for k in state)
+    old = dict(state, **{'teacher.' + k: v
+                         for k, v in model.teacher.state_dict().items()})
+    other = _distiller(teacher_ckpt)
+    result = other.load_state_dict(old, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    path = tmp_path / 'old.pth'
+    torch.save(dict(state_dict=old, meta=dict()), path)
+    load_checkpoint(other, str(path), map_location='cpu', strict=True)
