@@ -1,4 +1,4 @@
-"""FGDDistillHook: schedule, teacher validation, student-only checkpoints, in
+"""DistillationHook: schedule, teacher validation, student-only checkpoints, in
 a real 2-process gloo run of tools/dist_train.sh on real-crop mosaics; the
 student checkpoint gives tools/test.py the distiller's exact predictions."""
 import json

@@ -1,4 +1,4 @@
-"""FGDDistiller: frozen teacher, feature taps, losses that train the student,
+"""FeatureDistiller: frozen teacher, feature taps, losses that train the student,
 student-only weights that load into the plain student."""
 import copy
 
