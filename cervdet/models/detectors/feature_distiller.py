@@ -31,6 +31,10 @@ is all a new distillation loss has to follow:
 new loss and its config. :class:`~cervdet.engine.hooks.DistillationHook`
 schedules ``distill_weight`` / ``distill_enabled`` and writes student-only
 checkpoints.
+
+The file is a little over 500 lines because the distiller, its feature
+specs and its five foreground-box sources are one protocol: read together,
+they are what a new loss receives.
 """
 import re
 from collections import OrderedDict
