@@ -7,7 +7,7 @@ Usage:
 Measured side by side in one process, on the machine this runs on:
 
 1. ``train_step`` (forward, backward, optimizer step) of the plain student
-   and of the :class:`FGDDistiller` (student + frozen teacher forward + FGD
+   and of the :class:`FeatureDistiller` (student + frozen teacher forward + FGD
    losses), built from ``--config`` (default: the CPU-sized FGD config),
    on one batch of ``train_dataloader.batch_size`` images at the config's
    input size with 20 ground-truth boxes each. The two steps alternate
@@ -104,15 +104,15 @@ def main(argv=None):
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
 
-    from cervdet.models.detectors.fgd_distiller import build_teacher_model_cfg
+    from cervdet.models.utils import build_teacher_model_cfg
     from cervdet.models.losses import fgd_masks
     from cervdet.utils.launch import load_config
 
     cfg = load_config(args.config)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model_cfg = cfg.model
-    if model_cfg.type != 'FGDDistiller':
-        raise SystemExit(f'{args.config} is not an FGDDistiller config')
+    if model_cfg.type not in ('FeatureDistiller', 'FGDDistiller'):
+        raise SystemExit(f'{args.config} is not a FeatureDistiller config')
     _no_download(model_cfg.student)
     teacher_cfg = build_teacher_model_cfg(model_cfg.teacher_cfg)
     _no_download(teacher_cfg)

@@ -16,7 +16,7 @@ fgd_loss = dict(
     _base_.fgd_retinanet, student_channels=256, teacher_channels=256)
 model = dict(
     _delete_=True,
-    type='FGDDistiller',
+    type='FeatureDistiller',
     student=_base_.model,
     teacher_cfg=teacher_config,
     teacher_ckpt=teacher_ckpt,
@@ -25,4 +25,4 @@ model = dict(
              teacher=f'neck.fpn_convs.{i}.conv', loss=fgd_loss)
         for i in range(5)
     ])
-custom_hooks = [dict(type='FGDDistillHook', warmup_iters=200)]
+custom_hooks = [dict(type='DistillationHook', warmup_iters=200)]

@@ -20,7 +20,7 @@ fgd_loss = dict(
     teacher_channels=128)
 model = dict(
     _delete_=True,
-    type='FGDDistiller',
+    type='FeatureDistiller',
     student=_base_.model,
     teacher_cfg=teacher_config,
     teacher_ckpt=teacher_ckpt,
@@ -29,4 +29,4 @@ model = dict(
              teacher=f'neck.fpn_convs.{i}.conv', loss=fgd_loss)
         for i in range(5)
     ])
-custom_hooks = [dict(type='FGDDistillHook', warmup_iters=20)]
+custom_hooks = [dict(type='DistillationHook', warmup_iters=20)]

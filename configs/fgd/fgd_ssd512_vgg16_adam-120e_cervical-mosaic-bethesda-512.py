@@ -19,7 +19,7 @@ teacher_ckpt = \
 fgd_loss = dict(_base_.fgd_retinanet, teacher_channels=256)
 model = dict(
     _delete_=True,
-    type='FGDDistiller',
+    type='FeatureDistiller',
     student=_base_.model,
     teacher_cfg=teacher_config,
     teacher_ckpt=teacher_ckpt,
@@ -29,6 +29,6 @@ model = dict(
         for i, c in enumerate((512, 1024, 512, 256, 256))
     ])
 custom_hooks = [
-    dict(type='FGDDistillHook', warmup_iters=500, validate_teacher=True,
+    dict(type='DistillationHook', warmup_iters=500, validate_teacher=True,
          max_keep_student_ckpts=3)
 ]

@@ -136,8 +136,8 @@ def test_other_detector_and_classes_refused(tmp_path):
 
 
 def test_model_load_hooks_are_honoured():
-    """A model that refills a frozen sub-network on load (as FGDDistiller
-    does with its teacher) is not refused for a checkpoint without it."""
+    """A model that refills a frozen sub-network on load (as a distiller
+    may do with its teacher) is not refused for a checkpoint without it."""
     from cervdet.utils.checkpoint_files import load_mismatch
 
     class Distiller(torch.nn.Module):

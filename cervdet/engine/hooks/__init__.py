@@ -1,6 +1,11 @@
 from .check_images_hook import CheckImagesHook
 from .dino_freeze_last_layer_hook import DINOFreezeLastLayerHook, last_layer_frozen
-from .fgd_distill_hook import FGDDistillHook, fgd_schedule_weight, student_checkpoint
+from .distillation_hook import (
+    DistillationHook,
+    FGDDistillHook,
+    distill_schedule_weight,
+    student_checkpoint,
+)
 from .non_finite_loss_hook import (
     NonFiniteLossHook,
     batch_image_paths,
@@ -8,7 +13,8 @@ from .non_finite_loss_hook import (
 )
 
 __all__ = [
-    'FGDDistillHook', 'fgd_schedule_weight', 'student_checkpoint',
-    'DINOFreezeLastLayerHook', 'last_layer_frozen', 'CheckImagesHook',
-    'NonFiniteLossHook', 'batch_image_paths', 'non_finite_losses'
+    'DistillationHook', 'FGDDistillHook', 'distill_schedule_weight',
+    'student_checkpoint', 'DINOFreezeLastLayerHook', 'last_layer_frozen',
+    'CheckImagesHook', 'NonFiniteLossHook', 'batch_image_paths',
+    'non_finite_losses'
 ]

@@ -61,6 +61,7 @@ from ..layers.cell_pseudo_labels import (
     cell_branch_loss,
     cell_pseudo_targets,
 )
+from ..utils import pool_backbone_output
 
 
 def _build(cfg: Union[dict, nn.Module]) -> nn.Module:
@@ -283,7 +284,7 @@ class GlobalLocalROIClassifier(BaseModel):
                                  'cell_encoder in the model config (or use '
                                  'cached features)')
             maps = self._encode(inputs['cells'][mask])  # [M, C, h, w]
-            pooled = scatter_valid(maps.mean(dim=(2, 3)), mask)
+            pooled = scatter_valid(pool_backbone_output(maps), mask)
             return pooled, maps, mask
         if 'pooled' not in inputs:
             raise ValueError('inputs need "cells" (pixel mode) or "pooled" '

@@ -3,11 +3,13 @@ from .dual_align_faster_rcnn import (
     LABELED_SOURCES,
     DualAlignFasterRCNN,
 )
-from .fgd_distiller import (
+from .feature_distiller import (
     FG_BOX_SOURCES,
+    FeatureDistiller,
     FGDDistiller,
     extract_student_state_dict,
     gt_boxes_known,
+    parse_feature_spec,
     select_teacher_boxes,
 )
 from .ld_wsccd import LDWSCCD, boxes_known, select_regions
@@ -16,7 +18,8 @@ from .wsod_detector import WSODDetector, image_labels_from_sample
 
 __all__ = [
     'DualAlignFasterRCNN', 'LABELED_CONFIDENCES', 'LABELED_SOURCES',
-    'PCNRetinaNet', 'FGDDistiller', 'extract_student_state_dict',
-    'FG_BOX_SOURCES', 'gt_boxes_known', 'select_teacher_boxes', 'WSODDetector',
+    'PCNRetinaNet', 'FeatureDistiller', 'FGDDistiller',
+    'extract_student_state_dict', 'FG_BOX_SOURCES', 'gt_boxes_known',
+    'parse_feature_spec', 'select_teacher_boxes', 'WSODDetector',
     'image_labels_from_sample', 'LDWSCCD', 'boxes_known', 'select_regions'
 ]

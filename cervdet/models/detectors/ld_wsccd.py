@@ -6,7 +6,7 @@ an SSD (VGG16, prior boxes of Eq. (4), MultiBox loss Eq. (5)-(7)) whose
 multi-scale features are fused and fed through two FC layers into the
 detection and classification streams of a MIL detector refined as in OICR
 (Eq. (15)-(16)). The local distillation (Eq. (8)-(14)) wraps this model in
-:class:`~cervdet.models.detectors.FGDDistiller`; the boxes the aggregated
+:class:`~cervdet.models.detectors.FeatureDistiller`; the boxes the aggregated
 refinement output finds are exposed for its mask (``distill_boxes``).
 """
 import copy
@@ -121,7 +121,7 @@ class LDWSCCD(SingleStageDetector):
       supervision the distillation takes from it (our reading of Sec.
       III.D.3, "the aggregated output from k optimization stages is
       utilized as the supervised information for the feature distillation
-      process"; ``FGDDistiller(fg_boxes='gt+student')``).
+      process"; ``FeatureDistiller(fg_boxes='gt+student')``).
 
     Image labels: ``img_labels`` (``WeakCocoDataset``) or the labels of the
     ground-truth boxes (:func:`~cervdet.models.detectors.wsod_detector.

@@ -4,8 +4,6 @@ Fei et al., "Robust Cervical Abnormal Cell Detection via Distillation from
 Local-Scale Consistency Refinement", MICCAI 2023 (stage 3 of the method).
 """
 import copy
-import os.path as osp
-import re
 import warnings
 from typing import Dict, Optional, Tuple
 
@@ -16,38 +14,21 @@ from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
-from mmengine.runner.checkpoint import load_checkpoint
 from torch import Tensor
 
-from ..layers.patch_crop import (
-    crop_patches,
-    normalization_transfer,
-    patch_regions,
-    transfer_normalization,
-)
+from ..layers.patch_crop import crop_patches, patch_regions
 from ..layers.topk_suspicious import flatten_dense_outputs, select_topk_suspicious
-
-_PCN_KEY = re.compile(r'(^|\.)pcn\.')
-
-
-def _drop_pcn_state(module: nn.Module, state_dict: Dict, prefix: str,
-                    local_metadata: Dict) -> None:
-    """State-dict hook: the frozen PCN is not part of the detector's weights."""
-    for key in [k for k in state_dict if k.startswith(prefix + 'pcn.')]:
-        del state_dict[key]
-    for key in [k for k in getattr(state_dict, '_metadata', {})
-                if k == prefix + 'pcn' or k.startswith(prefix + 'pcn.')]:
-        del state_dict._metadata[key]
-
-
-def _ignore_missing_pcn(module: nn.Module, incompatible_keys) -> None:
-    """Load hook: PCN weights come from ``pcn_checkpoint``, not the detector's."""
-    missing = incompatible_keys.missing_keys
-    missing[:] = [k for k in missing if not _PCN_KEY.search(k)]
+from ..utils import (
+    FrozenTeacherMixin,
+    build_teacher,
+    convert_normalization,
+    load_teacher_checkpoint,
+    preprocessor_normalization,
+)
 
 
 @MODELS.register_module()
-class PCNRetinaNet(RetinaNet):
+class PCNRetinaNet(FrozenTeacherMixin, RetinaNet):
     """RetinaNet trained with the PCN's ranking and RCC losses (stage 3).
 
     Training step, on top of RetinaNet's ``loss_cls`` and ``loss_bbox``:
@@ -69,11 +50,20 @@ class PCNRetinaNet(RetinaNet):
        ``s_c``; ``loss_rcc`` (:class:`~cervdet.models.losses.RCCLoss`) between
        the ROI features and the PCN's local-scale features.
 
-    Inference is RetinaNet's: the PCN is never run, and it is left out of
-    ``state_dict()``, so a checkpoint of this model loads into the plain
-    ``RetinaNet`` config with no missing or unexpected key. Loading a
-    checkpoint without PCN weights into this model is not reported as missing
-    keys either (the PCN's weights come from ``pcn_checkpoint``).
+    Inference is RetinaNet's: the PCN is never run. The PCN is a frozen
+    teacher (:class:`~cervdet.models.utils.FrozenTeacherMixin`): no
+    gradient, eval mode under ``train()``, left out of ``state_dict()``, so a
+    checkpoint of this model loads into the plain ``RetinaNet`` config with
+    no missing or unexpected key. Loading a checkpoint without PCN weights
+    into this model is not reported as missing keys either (the PCN's
+    weights come from ``pcn_checkpoint``).
+
+    The distillation follows the distiller interface of
+    :class:`~cervdet.engine.hooks.DistillationHook` (``teacher`` is the PCN,
+    ``distill_weight``, ``distill_enabled``; the model's own weights are the
+    student's), so that hook can warm up or stop ``loss_rank`` and
+    ``loss_rcc`` (with ``validate_teacher=False``: the PCN is a classifier).
+    Without the hook both stay at their defaults (weight 1, enabled).
 
     Args:
         backbone, neck, bbox_head, train_cfg, test_cfg, data_preprocessor,
@@ -107,7 +97,16 @@ class PCNRetinaNet(RetinaNet):
         pcn_normal_index (int): Index of the normal class in the PCN's output.
         pcn_local_stage (int): PCN backbone stage whose feature map is the
             local-scale feature (0: first stage, 56x56 at a 224 input).
+
+    Attributes:
+        distill_weight (float): Multiplier of ``loss_rank`` and
+            ``loss_rcc``. Defaults to 1.
+        distill_enabled (bool): When False the PCN is not run and
+            ``loss_rank`` / ``loss_rcc`` are zero. Defaults to True.
     """
+
+    #: The model's own weights are the student's (see DistillationHook).
+    student_prefix = ''
 
     def __init__(self,
                  backbone: ConfigType,
@@ -141,9 +140,12 @@ class PCNRetinaNet(RetinaNet):
             raise ValueError('PCNRetinaNet needs a sigmoid-classification '
                              'head (bbox_head.loss_cls.use_sigmoid=True)')
 
-        self.pcn, self._pcn_local_pos = self._build_pcn(pcn, pcn_local_stage)
+        pcn_model, self._pcn_local_pos = self._build_pcn(pcn, pcn_local_stage)
+        self.add_teacher('pcn', pcn_model)
         self.pcn_checkpoint = pcn_checkpoint
         self.pcn_local_stage = pcn_local_stage
+        self.distill_weight = 1.0
+        self.distill_enabled = True
 
         if roi_extractor is None:
             roi_extractor = dict(
@@ -187,9 +189,6 @@ class PCNRetinaNet(RetinaNet):
         self.pcn_score = pcn_score
         self.pcn_normal_index = pcn_normal_index
 
-        self._register_state_dict_hook(_drop_pcn_state)
-        self.register_load_state_dict_post_hook(_ignore_missing_pcn)
-
     # ------------------------------------------------------------------
     # The frozen PCN
     # ------------------------------------------------------------------
@@ -227,21 +226,18 @@ class PCNRetinaNet(RetinaNet):
             # Build the classifier and its parts (backbone, head, data
             # preprocessor) in mmpretrain's scope, whatever the config's
             # default scope; 'mmpretrain.ImageClassifier' or 'ImageClassifier'.
-            pcn_type = pcn.get('type', '')
-            if '_scope_' not in pcn:
-                pcn['_scope_'] = pcn_type.split('.')[0] if isinstance(
-                    pcn_type, str) and '.' in pcn_type else 'mmpretrain'
-            model = MODELS.build(pcn)
-        for p in model.parameters():
-            p.requires_grad_(False)
-        model.eval()
+        model = build_teacher(pcn, default_scope='mmpretrain')
         return model, list(out_indices).index(local_stage)
 
-    def train(self, mode: bool = True) -> 'PCNRetinaNet':
-        """Set train/eval mode; the PCN always stays in eval mode."""
-        super().train(mode)
-        self.pcn.eval()
-        return self
+    @property
+    def teacher(self) -> nn.Module:
+        """The PCN (the distiller interface's name for it)."""
+        return self.pcn
+
+    @property
+    def teacher_ckpt(self) -> Optional[str]:
+        """The PCN's checkpoint (the distiller interface's name)."""
+        return self.pcn_checkpoint
 
     def init_weights(self) -> None:
         """Initialise the detector, then load the PCN's stage-2 checkpoint."""
@@ -252,22 +248,15 @@ class PCNRetinaNet(RetinaNet):
                           'checkpoint (tools/train.py configs/pcn/...) for '
                           'distillation.')
             return
-        if '://' not in self.pcn_checkpoint and \
-                not osp.isfile(self.pcn_checkpoint):
-            raise FileNotFoundError(
-                f'model.pcn_checkpoint={self.pcn_checkpoint!r} does not exist. '
-                'Train the PCN first (stage 2: tools/train.py '
-                'configs/pcn/<config>.py) and pass its checkpoint, e.g. '
-                '--cfg-options model.pcn_checkpoint=work_dirs/<pcn run>/'
-                'epoch_N.pth')
-        try:
-            load_checkpoint(self.pcn, self.pcn_checkpoint, map_location='cpu',
-                            strict=True, revise_keys=[(r'^module\.', '')])
-        except RuntimeError as e:
-            raise RuntimeError(
-                f'model.pcn_checkpoint={self.pcn_checkpoint!r} does not fit '
-                'model.pcn: the PCN config of this detector must be the '
-                f'stage-2 model config (backbone, head classes).\n{e}') from e
+        load_teacher_checkpoint(
+            self.pcn, self.pcn_checkpoint, key='model.pcn_checkpoint',
+            teacher_key='model.pcn',
+            not_found_hint='Train the PCN first (stage 2: tools/train.py '
+            'configs/pcn/<config>.py) and pass its checkpoint, e.g. '
+            '--cfg-options model.pcn_checkpoint=work_dirs/<pcn run>/'
+            'epoch_N.pth',
+            mismatch_hint='The PCN config of this detector must be the '
+            'stage-2 model config (backbone, head classes).')
         self.pcn.eval()
 
     def pcn_inputs(self, batch_inputs: Tensor, rois: Tensor) -> Tensor:
@@ -291,22 +280,10 @@ class PCNRetinaNet(RetinaNet):
         crops = crop_patches(
             batch_inputs, torch.cat([rois[:, :1], regions], dim=1),
             out_size=int(cfg['size']))
-        det_pp, pcn_pp = self.data_preprocessor, self.pcn.data_preprocessor
-        c = crops.shape[1]
-
-        def _norm(pp):
-            if getattr(pp, '_enable_normalize', False):
-                return pp.mean.reshape(-1), pp.std.reshape(-1)
-            return crops.new_zeros(c), crops.new_ones(c)
-
-        det_mean, det_std = _norm(det_pp)
-        pcn_mean, pcn_std = _norm(pcn_pp)
         # Images are loaded BGR; each preprocessor may convert to RGB.
-        det_rgb = bool(getattr(det_pp, '_channel_conversion', False))
-        pcn_rgb = bool(getattr(pcn_pp, 'to_rgb', False))
-        perm, scale, shift = normalization_transfer(det_mean, det_std, det_rgb,
-                                                    pcn_mean, pcn_std, pcn_rgb)
-        return transfer_normalization(crops, perm, scale, shift)
+        return convert_normalization(
+            crops, preprocessor_normalization(self.data_preprocessor),
+            preprocessor_normalization(self.pcn.data_preprocessor))
 
     @torch.no_grad()
     def pcn_forward(self, patches: Tensor) -> Tuple[Tensor, Tensor]:
@@ -368,9 +345,20 @@ class PCNRetinaNet(RetinaNet):
                                              batch_img_metas,
                                              batch_gt_instances_ignore)
         if self.loss_rank is not None or self.loss_rcc is not None:
-            losses.update(
-                self.distill_loss(batch_inputs, x, outs[0], outs[1],
-                                  batch_img_metas))
+            if self.distill_enabled:
+                distill = self.distill_loss(batch_inputs, x, outs[0],
+                                            outs[1], batch_img_metas)
+                for key in ('loss_rank', 'loss_rcc'):
+                    if key in distill:
+                        distill[key] = distill[key] * self.distill_weight
+            else:  # stopped by DistillationHook: same keys, no PCN forward
+                zero = batch_inputs.new_zeros(())
+                distill = dict(pcn_boxes=zero.clone())
+                if self.loss_rank is not None:
+                    distill['loss_rank'] = zero.clone()
+                if self.loss_rcc is not None:
+                    distill['loss_rcc'] = zero.clone()
+            losses.update(distill)
         return losses
 
     def select_boxes(self, cls_scores, bbox_preds, batch_img_metas

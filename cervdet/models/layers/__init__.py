@@ -13,12 +13,7 @@ from .oicr_pseudo_labels import (
     segment_softmax,
     weighted_cross_entropy,
 )
-from .patch_crop import (
-    crop_patches,
-    normalization_transfer,
-    patch_regions,
-    transfer_normalization,
-)
+from .patch_crop import crop_patches, patch_regions
 from .prototype_memory_bank import (
     PrototypeMemoryBank,
     class_prototypes,
@@ -34,8 +29,7 @@ from .topk_suspicious import (
 )
 
 __all__ = [
-    'crop_patches', 'normalization_transfer', 'patch_regions',
-    'transfer_normalization', 'count_per_image', 'flatten_dense_outputs',
+    'crop_patches', 'patch_regions', 'count_per_image', 'flatten_dense_outputs',
     'rank_within_groups', 'select_topk_suspicious', 'PseudoLabels',
     'assign_pseudo_labels', 'mil_image_scores', 'mil_loss',
     'mine_pseudo_boxes', 'oicr_pseudo_labels', 'segment_softmax',

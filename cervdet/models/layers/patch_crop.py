@@ -9,8 +9,8 @@ batch, no disk I/O):
 - :func:`crop_patches` resamples all regions of a batch at once with RoIAlign
   (bilinear, anti-aliased by averaging several samples per output pixel when a
   region is larger than the output);
-- :func:`normalization_transfer` / :func:`transfer_normalization` convert
-  crops of a detector's normalised input into the normalisation (and channel
+- :func:`~cervdet.models.utils.convert_normalization` then converts crops
+  of a detector's normalised input into the normalisation (and channel
   order) of the PCN's data preprocessor.
 """
 from typing import Optional, Sequence, Tuple, Union
@@ -94,49 +94,4 @@ def crop_patches(images: Tensor, rois: Tensor,
                      sampling_ratio=-1, aligned=True) + fill_t
 
 
-def normalization_transfer(src_mean: Tensor, src_std: Tensor, src_rgb: bool,
-                           dst_mean: Tensor, dst_std: Tensor, dst_rgb: bool
-                           ) -> Tuple[Tensor, Tensor, Tensor]:
-    """Per-channel affine map from one input normalisation to another.
-
-    A pixel normalised as ``x_src = (raw - src_mean) / src_std`` (in the
-    source channel order) becomes ``x_dst = (raw' - dst_mean) / dst_std``
-    with ``raw'`` the raw pixel in the destination order:
-    ``x_dst = x_src[perm] * scale + shift``.
-
-    Args:
-        src_mean (Tensor[C]): Source mean (source channel order).
-        src_std (Tensor[C]): Source std.
-        src_rgb (bool): Source channels are RGB (else BGR).
-        dst_mean (Tensor[C]): Destination mean (destination channel order).
-        dst_std (Tensor[C]): Destination std.
-        dst_rgb (bool): Destination channels are RGB (else BGR).
-
-    Returns:
-        tuple: ``(perm, scale, shift)``: ``perm`` Tensor[C] (long) indexes the
-        source channels, ``scale`` and ``shift`` are Tensor[C].
-    """
-    src_mean, src_std = src_mean.reshape(-1).float(), src_std.reshape(-1).float()
-    dst_mean, dst_std = dst_mean.reshape(-1).float(), dst_std.reshape(-1).float()
-    c = src_mean.numel()
-    perm = torch.arange(c, device=src_mean.device)
-    if src_rgb != dst_rgb:
-        if c != 3:
-            raise ValueError('RGB <-> BGR conversion needs 3 channels, got '
-                             f'{c}')
-        perm = perm.flip(0)
-    scale = src_std[perm] / dst_std
-    shift = (src_mean[perm] - dst_mean) / dst_std
-    return perm, scale, shift
-
-
-def transfer_normalization(x: Tensor, perm: Tensor, scale: Tensor,
-                           shift: Tensor) -> Tensor:
-    """Apply :func:`normalization_transfer`'s map to ``Tensor[N, C, H, W]``."""
-    return x[:, perm] * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)
-
-
-__all__ = [
-    'patch_regions', 'crop_patches', 'normalization_transfer',
-    'transfer_normalization'
-]
+__all__ = ['patch_regions', 'crop_patches']

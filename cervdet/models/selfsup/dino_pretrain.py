@@ -59,6 +59,8 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor
 
+from ..utils import FrozenTeacherMixin, pool_backbone_output
+
 PREDICT_ON = ('teacher', 'student')
 
 
@@ -104,31 +106,6 @@ def ema_update_(teacher_params: Sequence[Tensor],
     torch._foreach_add_(teacher_params, student_params, alpha=1. - momentum)
 
 
-def pool_backbone_output(feats: Union[Tensor, Sequence[Tensor]]) -> Tensor:
-    """Pooled feature of the last backbone stage.
-
-    Args:
-        feats (Tensor | tuple): Backbone output; the last element is used:
-            Tensor[N, C, H, W] (CNN, global average pooled), Tensor[N, C]
-            (ViT ``cls_token``) or Tensor[N, L, C] (tokens, mean pooled).
-
-    Returns:
-        Tensor[N, C]
-    """
-    x = feats[-1] if isinstance(feats, (tuple, list)) else feats
-    if isinstance(x, (tuple, list)):  # e.g. ViT out_type='raw' pairs
-        x = x[-1]
-    if x.dim() == 4:
-        return x.mean(dim=(2, 3))
-    if x.dim() == 3:
-        return x.mean(dim=1)
-    if x.dim() == 2:
-        return x
-    raise ValueError('cannot pool a backbone output of shape '
-                     f'{tuple(x.shape)}: expected [N, C, H, W], [N, L, C] '
-                     'or [N, C]')
-
-
 def group_views_by_shape(views: Sequence[Tensor]) -> List[List[int]]:
     """Indices of consecutive views of one shape (global crops, then local
     crops): each group runs through the backbone as one batch.
@@ -156,7 +133,7 @@ def is_dropout(module: nn.Module) -> bool:
 
 
 @MODELS.register_module()
-class DINOPretrain(BaseSelfSupervisor):
+class DINOPretrain(FrozenTeacherMixin, BaseSelfSupervisor):
     """DINO student-teacher self-distillation (mmpretrain ``MODELS``).
 
     Inputs in ``loss`` mode: a list of ``V >= 2`` views Tensor[B, 3, H, W]
@@ -231,8 +208,12 @@ class DINOPretrain(BaseSelfSupervisor):
                        head=copy.deepcopy(self.head))
         if self.with_neck:
             teacher['neck'] = copy.deepcopy(self.neck)
-        self.teacher = nn.ModuleDict(teacher)
-        self.teacher.requires_grad_(False)
+        # A momentum teacher: frozen for the optimizer, but trained state,
+        # so it is saved; it never drops (its dropout / drop-path layers stay
+        # in eval mode, as DINO builds it without stochastic depth); its
+        # BatchNorm layers follow ``train(mode)``.
+        self.add_teacher('teacher', nn.ModuleDict(teacher),
+                         keep_eval=is_dropout, saved=True)
         self._last_teacher_iter: Optional[int] = None
         self._local_iter = 0
         self._warned_no_max_iters = False
@@ -247,16 +228,6 @@ class DINOPretrain(BaseSelfSupervisor):
         if self.with_neck:
             parts['neck'] = self.neck
         return parts
-
-    def train(self, mode: bool = True) -> 'DINOPretrain':
-        """Train mode, but the teacher never drops: its dropout / drop-path
-        layers stay in eval mode (DINO builds the teacher without stochastic
-        depth); its BatchNorm layers follow ``mode``."""
-        super().train(mode)
-        for module in self.teacher.modules():
-            if is_dropout(module):
-                module.eval()
-        return self
 
     def init_weights(self) -> None:
         """Initialise the student (``init_cfg``, e.g. a pre-trained
@@ -441,6 +412,5 @@ class DINOPretrain(BaseSelfSupervisor):
 
 
 __all__ = [
-    'DINOPretrain', 'cosine_momentum', 'ema_update_', 'pool_backbone_output',
-    'group_views_by_shape'
+    'DINOPretrain', 'cosine_momentum', 'ema_update_', 'group_views_by_shape'
 ]

@@ -19,8 +19,12 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
-from cervdet.models.detectors import LDWSCCD, FGDDistiller
-from cervdet.models.detectors.fgd_distiller import gt_boxes_known, select_teacher_boxes
+from cervdet.models.detectors import (
+    LDWSCCD,
+    FGDDistiller,
+    gt_boxes_known,
+    select_teacher_boxes,
+)
 from cervdet.models.detectors.ld_wsccd import boxes_known, select_regions
 from conftest import ROOT, run_tool
 
@@ -297,8 +301,8 @@ def test_mask_boxes_gt_plus_aggregated_output(cpu_teacher_ckpt):
     data = model.data_preprocessor(_batch(), True)
     samples = data['data_samples']
     losses = model.loss(data['inputs'], samples)
-    assert {f'loss_fgd_c{i}' for i in range(4)} <= set(losses)
-    assert 'fgd_teacher_boxes' not in losses
+    assert {f'loss_distill_c{i}' for i in range(4)} <= set(losses)
+    assert 'distill_teacher_boxes' not in losses
     boxes, student = seen[-1], model.student.distill_boxes
     # image 0: its 2 ground-truth boxes + the top region of each of its 2
     # classes; image 1 (image label only): the top region of its class
@@ -335,7 +339,7 @@ def test_student_boxes_need_a_student_that_sets_them(cpu_teacher_ckpt):
         model.loss(data['inputs'], data['data_samples'])
     model.fg_boxes = 'gt'  # Eq. (9) alone works with a plain SSD
     losses = model.loss(data['inputs'], data['data_samples'])
-    assert {'loss_cls', 'loss_bbox', 'loss_fgd_c0'} <= set(losses)
+    assert {'loss_cls', 'loss_bbox', 'loss_distill_c0'} <= set(losses)
 
 
 def test_select_teacher_boxes_and_known_gt():
@@ -402,7 +406,7 @@ def test_table4_configs_build_and_give_their_losses(row, r50_teacher_ckpt):
         assert not loss.scale_mask and loss.attention_reduction == 'mean'
         assert loss.global_s is None  # Eq. (14): no global term
         assert type(model.teacher).__name__ == 'RetinaNet'
-        expected |= {f'loss_fgd_ssd{i}' for i in range(5)}
+        expected |= {f'loss_distill_ssd{i}' for i in range(5)}
     model.train()
     with torch.no_grad():  # a 512 batch: SSD levels and P3-P7 match
         data = model.data_preprocessor(_batch(512), True)
@@ -453,7 +457,7 @@ def test_table4_cpu_rows_share_the_student_budget_and_losses(
     if distilled:
         assert model.fg_boxes == ('gt+student' if mil else 'gt')
         assert type(model.teacher).__name__ == 'RetinaNet'
-        expected |= {f'loss_fgd_c{i}' for i in range(4)}
+        expected |= {f'loss_distill_c{i}' for i in range(4)}
     model.train()
     with torch.no_grad():
         data = model.data_preprocessor(_batch(384), True)
@@ -482,7 +486,7 @@ def test_cpu_model_learns_on_real_cric_fields(tiny_cric, cpu_teacher_ckpt):
     # loss_ref* are left out: OICR's refinement losses are weighted by the
     # previous stage's top score, tiny at initialisation, so they grow while
     # the MIL branch sharpens
-    keys = ('loss_conf', 'loss_loc', 'loss_mil', 'loss_fgd_c0')
+    keys = ('loss_conf', 'loss_loc', 'loss_mil', 'loss_distill_c0')
     logs = [model.train_step(batch, optim) for _ in range(20)]
     for k in keys:
         first = sum(float(r[k].detach()) for r in logs[:3]) / 3
@@ -534,7 +538,7 @@ def test_train_tool_logs_all_losses_and_saves_student_only(train_run):
     train = [r for r in rows if 'loss_mil' in r]
     assert len(train) == 2  # 6 fields, batch 3
     keys = ['loss_conf', 'loss_loc', 'loss_mil', 'loss_ref1', 'loss_ref2',
-            'loss_ref3'] + [f'loss_fgd_c{i}' for i in range(4)]
+            'loss_ref3'] + [f'loss_distill_c{i}' for i in range(4)]
     for r in train:
         assert all(k in r and abs(r[k]) < 1e6 for k in keys), r  # finite
     assert any('corloc/mean' in r for r in rows)

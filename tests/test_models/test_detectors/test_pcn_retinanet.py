@@ -226,3 +226,50 @@ def test_score_modes_and_config_errors(model):
     cfg.pcn_local_stage = 3
     with pytest.raises(ValueError, match='earlier stage'):
         MODELS.build(cfg)
+
+
+def test_distiller_interface_scales_and_stops_distillation(model):
+    """DistillationHook's interface: ``teacher`` is the PCN, the weight
+    scales loss_rank / loss_rcc, disabled skips the PCN (same keys, 0)."""
+    from unittest.mock import MagicMock
+
+    from cervdet.engine.hooks import DistillationHook
+    assert model.teacher is model.pcn and model.student_prefix == ''
+    assert model.distill_weight == 1.0 and model.distill_enabled
+    model.train()
+    data = batch(model)
+    with torch.no_grad():
+        torch.manual_seed(0)
+        full = model.loss(data['inputs'], data['data_samples'])
+        runner = MagicMock(model=model, iter=0, epoch=0)
+        DistillationHook(warmup_iters=4).before_train_iter(runner, 0)
+        assert model.distill_weight == 0.25 and model.distill_enabled
+        torch.manual_seed(0)
+        quarter = model.loss(data['inputs'], data['data_samples'])
+        for key in ('loss_rank', 'loss_rcc'):
+            assert quarter[key].item() == pytest.approx(
+                0.25 * full[key].item(), rel=1e-5)
+        calls = []
+        handle = model.pcn.backbone.register_forward_hook(
+            lambda *a: calls.append(1))
+        DistillationHook(stop_iter=0).before_train_iter(runner, 0)
+        off = model.loss(data['inputs'], data['data_samples'])
+        handle.remove()
+    assert not calls and not model.distill_enabled
+    assert off['loss_rank'].item() == off['loss_rcc'].item() == 0
+    assert off['loss_cls'] is not None and 'pcn_boxes' in off
+    model.distill_weight, model.distill_enabled = 1.0, True
+
+
+def test_checkpoint_with_pcn_weights_still_loads(model):
+    """A state dict that holds the PCN (the frozen-teacher policy leaves it
+    out; an older or hand-made one may not) loads strictly, into the PCN."""
+    state = model.state_dict()
+    old = dict(state, **{'pcn.' + k: v
+                         for k, v in model.pcn.state_dict().items()})
+    other = build(model_cfg(), seed=3)
+    result = other.load_state_dict(old, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    for k, v in model.pcn.state_dict().items():
+        assert torch.equal(other.pcn.state_dict()[k], v), k
+    load_state_dict(other, old, strict=True)

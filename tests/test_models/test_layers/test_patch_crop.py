@@ -1,13 +1,8 @@
-"""In-memory patch cropping: regions, crops of known content, normalisation."""
+"""In-memory patch cropping: regions, crops of known content."""
 import pytest
 import torch
 
-from cervdet.models.layers import (
-    crop_patches,
-    normalization_transfer,
-    patch_regions,
-    transfer_normalization,
-)
+from cervdet.models.layers import crop_patches, patch_regions
 
 
 def test_patch_regions_by_hand():
@@ -84,23 +79,3 @@ def test_outside_pixels_are_filled():
                           fill=(1., 2., 3.))
     assert torch.allclose(inside, torch.full_like(inside, 7.))
     assert crop_patches(imgs, torch.zeros(0, 5), 8).shape == (0, 3, 8, 8)
-
-
-def test_normalization_transfer_matches_direct_normalisation():
-    torch.manual_seed(0)
-    raw_bgr = torch.rand(2, 3, 5, 5) * 255
-    det_mean = torch.tensor([123.675, 116.28, 103.53])   # RGB order
-    det_std = torch.tensor([58.395, 57.12, 57.375])
-    det_in = (raw_bgr.flip(1) - det_mean.view(1, 3, 1, 1)) / det_std.view(
-        1, 3, 1, 1)                                        # RGB, normalised
-    pcn_mean = torch.tensor([10., 20., 30.])              # BGR order
-    pcn_std = torch.tensor([2., 4., 8.])
-    expected = (raw_bgr - pcn_mean.view(1, 3, 1, 1)) / pcn_std.view(1, 3, 1, 1)
-    perm, scale, shift = normalization_transfer(det_mean, det_std, True,
-                                                pcn_mean, pcn_std, False)
-    out = transfer_normalization(det_in, perm, scale, shift)
-    assert torch.allclose(out, expected, atol=1e-4)
-    # same order: identity permutation
-    perm, _, _ = normalization_transfer(det_mean, det_std, True, det_mean,
-                                        det_std, True)
-    assert perm.tolist() == [0, 1, 2]

@@ -16,7 +16,6 @@ from cervdet.models.selfsup import (
     cosine_momentum,
     ema_update_,
     group_views_by_shape,
-    pool_backbone_output,
 )
 from cervdet.models.selfsup.dino_pretrain import is_dropout
 
@@ -81,11 +80,6 @@ def test_ema_update_convention():
 def test_helpers():
     vs = [torch.zeros(1, 3, 8, 8)] * 2 + [torch.zeros(1, 3, 4, 4)] * 3
     assert group_views_by_shape(vs) == [[0, 1], [2, 3, 4]]
-    assert pool_backbone_output((torch.ones(2, 5, 3, 3), )).shape == (2, 5)
-    assert pool_backbone_output((torch.ones(2, 5), )).shape == (2, 5)
-    assert pool_backbone_output(torch.ones(2, 7, 5)).shape == (2, 5)
-    with pytest.raises(ValueError, match='cannot pool'):
-        pool_backbone_output(torch.ones(5))
 
 
 def test_teacher_starts_equal_and_has_no_grad():

@@ -1,4 +1,4 @@
-"""FGDDistillHook: schedule, teacher validation, student-only checkpoints, in
+"""DistillationHook: schedule, teacher validation, student-only checkpoints, in
 a real 2-process gloo run of tools/dist_train.sh on real-crop mosaics; the
 student checkpoint gives tools/test.py the distiller's exact predictions."""
 import json
@@ -9,7 +9,7 @@ import torch
 from mmengine.config import Config
 from mmengine.fileio import load
 
-from cervdet.engine.hooks import fgd_schedule_weight, student_checkpoint
+from cervdet.engine.hooks import distill_schedule_weight, student_checkpoint
 from conftest import ROOT, free_port, run_tool, write_config
 
 FGD_CPU = ROOT / 'configs' / 'fgd' / \
@@ -21,13 +21,13 @@ TEACHER_CPU = ROOT / 'configs' / 'fgd' / 'teachers' / \
 
 
 def test_schedule_weight_warmup_and_stop():
-    w = [fgd_schedule_weight(i, 0, warmup_iters=4) for i in range(6)]
+    w = [distill_schedule_weight(i, 0, warmup_iters=4) for i in range(6)]
     assert w == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
-    assert fgd_schedule_weight(10, 3, stop_epoch=3) == 0.0
-    assert fgd_schedule_weight(10, 2, stop_epoch=3) == 1.0
-    assert fgd_schedule_weight(99, 0, stop_iter=100) == 1.0
-    assert fgd_schedule_weight(100, 0, stop_iter=100) == 0.0
-    assert fgd_schedule_weight(0, 0) == 1.0
+    assert distill_schedule_weight(10, 3, stop_epoch=3) == 0.0
+    assert distill_schedule_weight(10, 2, stop_epoch=3) == 1.0
+    assert distill_schedule_weight(99, 0, stop_iter=100) == 1.0
+    assert distill_schedule_weight(100, 0, stop_iter=100) == 0.0
+    assert distill_schedule_weight(0, 0) == 1.0
 
 
 def test_student_checkpoint_strips_prefix_and_distiller_parts():
@@ -58,13 +58,43 @@ def test_hook_rejects_plain_detector():
         FGDDistillHook(warmup_iters=-1)
 
 
+def test_drop_teacher_false_saves_the_teacher():
+    """The teacher is out of the model's state dict; drop_teacher=False
+    (the hook's option) still writes it into training checkpoints."""
+    from unittest.mock import MagicMock
+
+    from cervdet.engine.hooks import DistillationHook
+    from cervdet.models.utils import FrozenTeacherMixin
+
+    class Distiller(FrozenTeacherMixin, torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.student = torch.nn.Linear(2, 2)
+            self.add_teacher('teacher', torch.nn.Linear(2, 2))
+            self.distill_weight, self.distill_enabled = 1.0, True
+
+    model = Distiller()
+    runner = MagicMock(model=model)
+    kept = dict(meta={}, state_dict=model.state_dict())
+    assert set(kept['state_dict']) == {'student.weight', 'student.bias'}
+    DistillationHook(save_student=False, drop_teacher=False) \
+        .before_save_checkpoint(runner, kept)
+    assert torch.equal(kept['state_dict']['teacher.weight'],
+                       model.teacher.weight)
+    dropped = dict(meta={}, state_dict=model.state_dict())
+    DistillationHook(save_student=False).before_save_checkpoint(
+        runner, dropped)
+    assert set(dropped['state_dict']) == {'student.weight', 'student.bias'}
+    assert 'fgd_teacher' in dropped['meta']
+
+
 # Untrained models score below the 0.05 threshold: keep every box so that
 # COCO metrics exist for the teacher and the student.
 EXTRA = """
 model = dict(teacher_ckpt={ckpt!r}, teacher_cfg={teacher!r},
              student=dict(test_cfg=dict(score_thr=0.0)))
 train_cfg = dict(max_epochs=2, val_interval=2)
-custom_hooks = [dict(type='FGDDistillHook', warmup_iters=2, stop_epoch=1,
+custom_hooks = [dict(type='DistillationHook', warmup_iters=2, stop_epoch=1,
                      max_keep_student_ckpts=1)]
 default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval=1, max_keep_ckpts=3))
@@ -109,17 +139,17 @@ def test_distillation_logs_levels_schedule_and_teacher(fgd_run):
     _, _, work, out = fgd_run
     assert 'Distributed training: True' in out
     rows = _scalars(work)
-    train = [r for r in rows if 'loss_fgd_fpn0' in r]
+    train = [r for r in rows if 'loss_distill_fpn0' in r]
     # 8 images, batch 2 per process, 2 processes: 2 iterations per epoch
     assert [r['iter'] for r in train] == [1, 2, 3, 4]
     for r in train:
-        assert all(f'loss_fgd_fpn{i}' in r for i in range(5))
-    assert [r['fgd_weight'] for r in train] == [0.5, 1.0, 0.0, 0.0]
-    assert all(r['loss_fgd_fpn0'] > 0 for r in train[:2])
-    assert all(r['loss_fgd_fpn0'] == 0 for r in train[2:])  # stopped
-    assert 'FGD: distillation stops at epoch 2' in out
+        assert all(f'loss_distill_fpn{i}' in r for i in range(5))
+    assert [r['distill_weight'] for r in train] == [0.5, 1.0, 0.0, 0.0]
+    assert all(r['loss_distill_fpn0'] > 0 for r in train[:2])
+    assert all(r['loss_distill_fpn0'] == 0 for r in train[2:])  # stopped
+    assert 'Distillation stops at epoch 2' in out
     # the teacher was evaluated once, the student at the end (val_interval)
-    assert 'FGD teacher on the val set' in out
+    assert 'Distillation teacher on the val set' in out
     assert any('teacher/coco/bbox_mAP' in r for r in rows)
     assert any('coco/bbox_mAP' in r and 'teacher/coco/bbox_mAP' not in r
                for r in rows)

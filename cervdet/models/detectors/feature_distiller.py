@@ -1,6 +1,41 @@
-"""A detector that trains a student detector with FGD from a frozen teacher."""
-import os
-import os.path as osp
+"""A detector that trains a student detector from a frozen teacher's features.
+
+:class:`FeatureDistiller` taps one student module and one teacher module per
+*feature pair* with forward hooks and hands both features to that pair's
+distillation loss, a module registered in mmdet's ``MODELS``
+(:class:`~cervdet.models.losses.FGDLoss` is one). The loss protocol, which
+is all a new distillation loss has to follow:
+
+- **Built** with ``MODELS.build(pair['loss'])`` and held in the distiller's
+  ``nn.ModuleDict`` ``distill_losses`` (its parameters are trained with the
+  student and saved in training checkpoints, never in student-only ones).
+- **Called** once per training step and pair, positionally::
+
+      loss = distill_losses[name](preds_S, preds_T, fg_bboxes,
+                                  batch_input_shape)
+
+  ``preds_S`` / ``preds_T``: the recorded student / teacher features
+  (Tensors, shapes as the modules give them; the distiller checks
+  nothing, the loss must); the teacher's are computed under ``no_grad``.
+  ``fg_bboxes``: ``B`` foreground boxes per image, ``(x1, y1, x2, y2)`` in
+  pixels of the padded input (Tensor ``[n_i, 4]`` or an mmdet box
+  structure, ``n_i`` may be 0; see ``fg_boxes``). ``batch_input_shape``:
+  ``(H_in, W_in)`` of the padded batch.
+- **Returns** a scalar Tensor, which the distiller multiplies by
+  ``distill_weight`` and logs as ``loss_distill_<name>`` (MMEngine sums every
+  key containing ``loss`` into the training loss). When distillation is off
+  the loss is not called; ``loss_distill_<name>`` is then a zero connected to
+  each loss parameter (DDP sees a gradient for all of them).
+
+``docs/architecture.md`` ("How to add a distillation loss") walks through a
+new loss and its config. :class:`~cervdet.engine.hooks.DistillationHook`
+schedules ``distill_weight`` / ``distill_enabled`` and writes student-only
+checkpoints.
+
+The file is a little over 500 lines because the distiller, its feature
+specs and its five foreground-box sources are one protocol: read together,
+they are what a new loss receives.
+"""
 import re
 from collections import OrderedDict
 from functools import partial
@@ -13,12 +48,18 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample, OptSampleList, SampleList
 from mmdet.structures.bbox import get_box_tensor
 from mmdet.utils import ConfigType, OptMultiConfig
-from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
-from mmengine.runner.checkpoint import load_checkpoint
 from torch import Tensor
 
-#: Sources of the boxes of FGD's foreground mask (``FGDDistiller.fg_boxes``).
+from ..utils import (
+    FrozenTeacherMixin,
+    build_teacher,
+    convert_normalization,
+    preprocessor_normalization,
+    same_normalization,
+)
+
+#: Sources of the foreground boxes (``FeatureDistiller.fg_boxes``).
 FG_BOX_SOURCES = ('gt', 'teacher', 'gt_or_teacher', 'student', 'gt+student')
 
 _FEATURE_SPEC = re.compile(r'^(?P<path>[A-Za-z_][\w.]*?)(?:\[(?P<index>-?\d+)\])?$')
@@ -46,49 +87,6 @@ def parse_feature_spec(spec: str) -> Tuple[str, Optional[int]]:
             "as 'neck[0]' (the first level a neck returns)")
     index = m.group('index')
     return m.group('path'), None if index is None else int(index)
-
-
-def resolve_config_path(path: str) -> str:
-    """File of a config given as a path or as ``'package::rel/path.py'``.
-
-    ``'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'`` resolves to the
-    config shipped in the installed package (``<package>/.mim/configs/``).
-    """
-    if '::' in path:
-        package, rel = path.split('::', 1)
-        from mmengine.utils import get_installed_path
-        try:
-            root = get_installed_path(package)
-        except Exception as e:  # not installed
-            raise FileNotFoundError(
-                f'config {path!r}: package {package!r} is not installed') from e
-        full = osp.join(root, '.mim', 'configs', rel)
-        if not osp.isfile(full):
-            raise FileNotFoundError(
-                f'config {path!r}: no file {full} in the installed '
-                f'{package} package')
-        return full
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'config {path!r} not found (relative paths are resolved from the '
-            f'working directory {os.getcwd()}; in a config file, write '
-            "'{{ fileDirname }}/...' to make them relative to that file)")
-    return path
-
-
-def build_teacher_model_cfg(teacher_cfg: Union[str, dict]) -> ConfigDict:
-    """The ``model`` section of a teacher config path, or a model dict."""
-    if isinstance(teacher_cfg, str):
-        cfg = Config.fromfile(resolve_config_path(teacher_cfg))
-        if 'model' not in cfg:
-            raise KeyError(f'teacher config {teacher_cfg!r} has no `model`')
-        return ConfigDict(cfg.model)
-    if isinstance(teacher_cfg, dict):
-        if 'type' not in teacher_cfg and 'model' in teacher_cfg:
-            return ConfigDict(teacher_cfg['model'])
-        return ConfigDict(teacher_cfg)
-    raise TypeError('FGDDistiller: teacher_cfg must be a config path, an '
-                    f"'mmdet::' path or a model dict, got {type(teacher_cfg)}")
 
 
 def gt_boxes_known(data_sample: DetDataSample) -> bool:
@@ -143,26 +141,17 @@ def select_teacher_boxes(pred_instances, score_thr: float,
     return boxes[order].reshape(-1, 4)
 
 
-def _normalisation(
-        preprocessor: nn.Module
-) -> Tuple[bool, Optional[Tensor], Optional[Tensor], bool]:
-    """(normalises, mean, std, converts BGR->RGB) of a data preprocessor."""
-    enabled = bool(getattr(preprocessor, '_enable_normalize', False))
-    mean = getattr(preprocessor, 'mean', None) if enabled else None
-    std = getattr(preprocessor, 'std', None) if enabled else None
-    return enabled, mean, std, bool(
-        getattr(preprocessor, '_channel_conversion', False))
-
-
 @MODELS.register_module()
-class FGDDistiller(BaseDetector):
-    """Train ``student`` with FGD losses from a frozen ``teacher``.
+class FeatureDistiller(FrozenTeacherMixin, BaseDetector):
+    """Train ``student`` with feature distillation losses from a ``teacher``.
 
     Training runs the teacher's ``extract_feat`` (no gradient) and the
     student's own ``loss`` on the same batch; forward hooks on the chosen
-    modules record the features, and one :class:`FGDLoss` per pair adds
-    ``loss_fgd_<name>`` to the student's losses. Prediction is the
-    student's: validation and testing evaluate the student.
+    modules record the features, and one distillation loss per feature
+    pair (e.g. :class:`~cervdet.models.losses.FGDLoss`; the protocol is in
+    this module's docstring) adds ``loss_distill_<name>`` to the student's
+    losses. Prediction is the student's: validation and testing evaluate
+    the student. Registered also as ``FGDDistiller``, its former name.
 
     Feature pairs name modules by path. Forward hooks (not a re-implemented
     ``extract_feat``) are used so any mmdet detector works unchanged and the
@@ -174,11 +163,15 @@ class FGDDistiller(BaseDetector):
       that are no module's output (SSD's L2-normalised conv4_3 and fc7).
 
     The teacher is built from its config (a path, an ``'mmdet::'`` path or a
-    model dict) and loaded from ``teacher_ckpt``; it is frozen
+    model dict) and loaded strictly from ``teacher_ckpt``
+    (:func:`~cervdet.models.utils.build_teacher`); it is frozen
     (``requires_grad=False``), kept in eval mode by :meth:`train` (BN
-    statistics never change) and never initialised by ``init_weights``.
-    Teacher features are taken from ``teacher.extract_feat``, so teacher
-    modules must lie in its backbone or neck.
+    statistics never change), never initialised by ``init_weights`` and
+    left out of ``state_dict()`` (:class:`~cervdet.models.utils.
+    FrozenTeacherMixin`: checkpoints hold no teacher; those that do, from
+    before, still load). Teacher features are taken from
+    ``teacher.extract_feat``, so teacher modules must lie in its backbone
+    or neck.
 
     Foreground boxes (``fg_boxes``): FGD's mask (Eq. (2)-(3)) comes from
     ground-truth boxes. With image-level labels most training images have
@@ -207,14 +200,16 @@ class FGDDistiller(BaseDetector):
     boxes in pixels of the network input, the frame of ground-truth boxes.
     The teacher's forward hooks record its features during this
     ``predict``: the teacher's features are computed once per step either
-    way. When ``fg_boxes`` is not ``'gt'``, the losses also hold
-    ``fgd_teacher_boxes`` (not a loss: logged only), the mean number of
-    teacher boxes per image that took them (0 when none did).
+    way. When ``fg_boxes`` is ``'teacher'`` or ``'gt_or_teacher'``, the
+    losses also hold ``distill_teacher_boxes`` (not a loss: logged only),
+    the mean number of teacher boxes per image that took them (0 when none
+    did).
 
     The student and teacher see the same padded batch. When their data
     preprocessors normalise differently (e.g. SSD's ``std=1`` vs.
     RetinaNet's ImageNet std), the student's normalised batch is mapped to
-    the teacher's normalisation (and channel order) before the teacher runs.
+    the teacher's normalisation (and channel order) before the teacher runs
+    (:func:`~cervdet.models.utils.convert_normalization`).
 
     Args:
         student (dict): Model config of the student detector (any mmdet
@@ -222,10 +217,10 @@ class FGDDistiller(BaseDetector):
         teacher_cfg (str | dict): Teacher config file, ``'mmdet::...'``
             config, or model dict.
         teacher_ckpt (str): Checkpoint of the trained teacher.
-        feature_pairs (list[dict]): One dict per distilled level with keys
-            ``name`` (loss key ``loss_fgd_<name>``), ``student`` and
-            ``teacher`` (feature specs, see above) and ``loss`` (an
-            :class:`FGDLoss` config).
+        feature_pairs (list[dict]): One dict per distilled feature with keys
+            ``name`` (loss key ``loss_distill_<name>``), ``student`` and
+            ``teacher`` (feature specs, see above) and ``loss`` (the config
+            of a distillation loss, e.g. ``dict(type='FGDLoss', ...)``).
         fg_boxes (str): Boxes of the foreground mask, one of
             :data:`FG_BOX_SOURCES` (see above). Defaults to ``'gt'``.
         teacher_score_thr (float): Lowest score of a teacher detection used
@@ -239,10 +234,12 @@ class FGDDistiller(BaseDetector):
         init_cfg (dict, optional): Initialisation config. Defaults to None.
 
     Attributes:
-        distill_weight (float): Multiplier of every FGD loss (set by
-            :class:`FGDDistillHook` for warm-up). Defaults to 1.
+        distill_weight (float): Multiplier of every distillation loss (set
+            by :class:`~cervdet.engine.hooks.DistillationHook` for
+            warm-up). Defaults to 1.
         distill_enabled (bool): When False the teacher is not run and the
-            FGD losses are zero (set by the hook to stop distillation).
+            distillation losses are zero (set by the hook to stop
+            distillation).
     """
 
     def __init__(self,
@@ -257,41 +254,31 @@ class FGDDistiller(BaseDetector):
                  init_cfg: OptMultiConfig = None) -> None:
         if fg_boxes not in FG_BOX_SOURCES:
             raise ValueError(
-                f'FGDDistiller: fg_boxes must be one of {FG_BOX_SOURCES}, got '
-                f'{fg_boxes!r}')
+                f'FeatureDistiller: fg_boxes must be one of {FG_BOX_SOURCES}, '
+                f'got {fg_boxes!r}')
         if data_preprocessor is not None:
             raise ValueError(
-                'FGDDistiller: set the data preprocessor in model.student, not '
-                'in model (the student\'s is used for the whole batch)')
+                'FeatureDistiller: set the data preprocessor in model.student, '
+                'not in model (the student\'s is used for the whole batch)')
         super().__init__(data_preprocessor=None, init_cfg=init_cfg)
         self.student = MODELS.build(student)
         # The student's preprocessor serves the distiller (same object).
         self.data_preprocessor = self.student.data_preprocessor
 
-        if not isinstance(teacher_ckpt, str) or not teacher_ckpt:
-            raise ValueError(
-                'FGDDistiller: teacher_ckpt must be the path of the trained '
-                f'teacher checkpoint, got {teacher_ckpt!r}')
         self.teacher_cfg = teacher_cfg if isinstance(teacher_cfg, str) \
             else 'dict'
         self.teacher_ckpt = teacher_ckpt
-        self.teacher = MODELS.build(build_teacher_model_cfg(teacher_cfg))
-        if '://' not in teacher_ckpt and not osp.isfile(teacher_ckpt):
-            raise FileNotFoundError(
-                f'FGDDistiller: teacher checkpoint {teacher_ckpt!r} not found '
-                f'(working directory {os.getcwd()}); train the teacher first '
-                '(see configs/fgd/README.md) or fix model.teacher_ckpt')
-        load_checkpoint(self.teacher, teacher_ckpt, map_location='cpu',
-                        strict=True, logger='current')
-        self.teacher.requires_grad_(False)
-        self.teacher.eval()
-        # Loaded weights: mmengine's init_weights must not touch them.
-        self.teacher._is_init = True
+        self.add_teacher('teacher', build_teacher(
+            teacher_cfg, teacher_ckpt, key='model.teacher_ckpt',
+            not_found_hint='Train the teacher first (see '
+            'configs/fgd/README.md) or fix model.teacher_ckpt.'))
 
-        self._same_normalisation = self._compare_normalisation()
+        self._same_normalisation = same_normalization(
+            preprocessor_normalization(self.data_preprocessor),
+            preprocessor_normalization(self.teacher.data_preprocessor))
         if not self._same_normalisation:
             print_log(
-                'FGDDistiller: student and teacher normalise inputs '
+                'FeatureDistiller: student and teacher normalise inputs '
                 'differently; the teacher gets the batch converted to its '
                 'own mean/std and channel order', logger='current')
         self.fg_boxes = fg_boxes
@@ -304,25 +291,26 @@ class FGDDistiller(BaseDetector):
         self.pair_names: List[str] = []
         losses = OrderedDict()
         if not feature_pairs:
-            raise ValueError('FGDDistiller: feature_pairs is empty; name at '
-                             'least one student/teacher feature pair')
+            raise ValueError('FeatureDistiller: feature_pairs is empty; name '
+                             'at least one student/teacher feature pair')
         for i, pair in enumerate(feature_pairs):
             missing = {'name', 'student', 'teacher', 'loss'} - set(pair)
             if missing:
                 raise KeyError(
-                    f'FGDDistiller: feature_pairs[{i}] lacks {sorted(missing)}'
-                    "; each pair is dict(name='p3', student='neck[0]', "
-                    "teacher='neck[0]', loss=dict(type='FGDLoss', ...))")
+                    f'FeatureDistiller: feature_pairs[{i}] lacks '
+                    f"{sorted(missing)}; each pair is dict(name='p3', "
+                    "student='neck[0]', teacher='neck[0]', "
+                    "loss=dict(type='FGDLoss', ...))")
             name = str(pair['name'])
             if name in losses:
                 raise ValueError(
-                    f'FGDDistiller: feature pair name {name!r} is used twice')
+                    f'FeatureDistiller: feature pair name {name!r} is used '
+                    'twice')
             self._register_tap('student', name, pair['student'], i)
             self._register_tap('teacher', name, pair['teacher'], i)
             losses[name] = MODELS.build(pair['loss'])
             self.pair_names.append(name)
         self.distill_losses = nn.ModuleDict(losses)
-        self._register_load_state_dict_pre_hook(self._fill_teacher_weights)
 
     # ----------------------------------------------------------- set-up ---
     def _register_tap(self, side: str, name: str, spec: str, i: int) -> None:
@@ -339,7 +327,7 @@ class FGDDistiller(BaseDetector):
                 names = [n for n, _ in sub.named_modules() if n][:40]
                 hint = f'; modules under {top!r}: {names}'
             raise ValueError(
-                f'FGDDistiller: feature_pairs[{i}].{side}={spec!r}: '
+                f'FeatureDistiller: feature_pairs[{i}].{side}={spec!r}: '
                 f'{type(model).__name__} has no module {path!r} (top-level '
                 f'modules: {children}){hint}') from None
         module.register_forward_hook(
@@ -352,63 +340,22 @@ class FGDDistiller(BaseDetector):
         if index is not None:
             if not isinstance(output, (tuple, list)):
                 raise TypeError(
-                    f'FGDDistiller: {spec!r} indexes the output of a module '
+                    f'FeatureDistiller: {spec!r} indexes the output of a module '
                     f'that returns a {type(output).__name__}; drop the [i]')
             output = output[index]
         elif not isinstance(output, Tensor):
             raise TypeError(
-                f'FGDDistiller: {spec!r} returns a {type(output).__name__}; '
+                f'FeatureDistiller: {spec!r} returns a {type(output).__name__}; '
                 "pick one element with [i] (e.g. 'neck[0]')")
         self._records[key] = output
-
-    def _compare_normalisation(self) -> bool:
-        s_on, s_mean, s_std, s_rgb = _normalisation(self.data_preprocessor)
-        t_on, t_mean, t_std, t_rgb = _normalisation(
-            self.teacher.data_preprocessor)
-        if s_on != t_on or s_rgb != t_rgb:
-            return False
-        if not s_on:
-            return True
-        return bool(
-            torch.allclose(s_mean.flatten(), t_mean.flatten().to(s_mean))
-            and torch.allclose(s_std.flatten(), t_std.flatten().to(s_std)))
 
     def _teacher_inputs(self, inputs: Tensor) -> Tensor:
         """The student's normalised batch in the teacher's normalisation."""
         if self._same_normalisation:
             return inputs
-        s_on, s_mean, s_std, s_rgb = _normalisation(self.data_preprocessor)
-        t_on, t_mean, t_std, t_rgb = _normalisation(
-            self.teacher.data_preprocessor)
-        x = inputs
-        if s_on:
-            x = x * s_std.to(x) + s_mean.to(x)
-        if s_rgb != t_rgb:
-            x = x.flip(1)
-        if t_on:
-            x = (x - t_mean.to(x)) / t_std.to(x)
-        return x
-
-    def _fill_teacher_weights(self, state_dict, prefix, *args) -> None:
-        """Checkpoints without teacher weights load silently.
-
-        :class:`FGDDistillHook` drops the (frozen, reloadable) teacher from
-        saved checkpoints; on resume the teacher keeps the weights loaded
-        from ``teacher_ckpt``.
-        """
-        t_prefix = prefix + 'teacher.'
-        if any(k.startswith(t_prefix) for k in state_dict):
-            return
-        if not any(k.startswith(prefix) for k in state_dict):
-            return
-        for k, v in self.teacher.state_dict().items():
-            state_dict[t_prefix + k] = v
-
-    def train(self, mode: bool = True) -> 'FGDDistiller':
-        """Set train/eval mode; the teacher always stays in eval mode."""
-        super().train(mode)
-        self.teacher.eval()
-        return self
+        return convert_normalization(
+            inputs, preprocessor_normalization(self.data_preprocessor),
+            preprocessor_normalization(self.teacher.data_preprocessor))
 
     # ---------------------------------------------------------- forward ---
     def _teacher_features(self, inputs: Tensor) -> None:
@@ -450,7 +397,7 @@ class FGDDistiller(BaseDetector):
 
     def loss(self, batch_inputs: Tensor,
              batch_data_samples: SampleList) -> Dict[str, Tensor]:
-        """Student losses plus ``loss_fgd_<name>`` per feature pair.
+        """Student losses plus ``loss_distill_<name>`` per feature pair.
 
         Args:
             batch_inputs (Tensor): ``Tensor[B, 3, H_in, W_in]``, the padded,
@@ -459,8 +406,9 @@ class FGDDistiller(BaseDetector):
                 (may be empty where the teacher gives the boxes).
 
         Returns:
-            dict[str, Tensor]: The student's losses and the FGD losses (and
-            ``fgd_teacher_boxes`` unless ``fg_boxes='gt'``).
+            dict[str, Tensor]: The student's losses and the distillation
+            losses (and ``distill_teacher_boxes`` when ``fg_boxes`` is
+            ``'teacher'`` or ``'gt_or_teacher'``).
         """
         if not self.distill_enabled:
             losses = self.student.loss(batch_inputs, batch_data_samples)
@@ -493,16 +441,16 @@ class FGDDistiller(BaseDetector):
                 if (side, name) not in records:
                     where = 'extract_feat' if side == 'teacher' else 'loss'
                     raise RuntimeError(
-                        f'FGDDistiller: the {side} module of feature pair '
+                        f'FeatureDistiller: the {side} module of feature pair '
                         f'{name!r} did not run in the {side}\'s {where}; pick '
                         'a backbone or neck module')
             loss = self.distill_losses[name](records[('student', name)],
                                              records[('teacher', name)],
                                              fg_bboxes, batch_input_shape)
-            losses[f'loss_fgd_{name}'] = loss * self.distill_weight
+            losses[f'loss_distill_{name}'] = loss * self.distill_weight
         if self.fg_boxes in ('teacher', 'gt_or_teacher'):
             counts = [len(b) for b, t in zip(fg_bboxes, use_teacher) if t]
-            losses['fgd_teacher_boxes'] = batch_inputs.new_tensor(
+            losses['distill_teacher_boxes'] = batch_inputs.new_tensor(
                 sum(counts) / max(len(counts), 1))
         return losses
 
@@ -518,7 +466,7 @@ class FGDDistiller(BaseDetector):
         boxes = getattr(self.student, 'distill_boxes', None)
         if boxes is None or len(boxes) != len(batch_data_samples):
             raise RuntimeError(
-                f'FGDDistiller: fg_boxes={self.fg_boxes!r} needs a student '
+                f'FeatureDistiller: fg_boxes={self.fg_boxes!r} needs a student '
                 'that sets `distill_boxes` (one Tensor[n, 4] per image) in '
                 f'its loss; {type(self.student).__name__} does not (use the '
                 "LDWSCCD detector, or fg_boxes='gt' / 'gt_or_teacher')")
@@ -533,7 +481,7 @@ class FGDDistiller(BaseDetector):
         return out
 
     def _zero_distill_losses(self) -> Dict[str, Tensor]:
-        """Zero FGD losses that still touch every FGD parameter.
+        """Zero distillation losses that touch every loss parameter.
 
         Keeps the log keys after distillation stops, and lets DDP (without
         ``find_unused_parameters``) see a gradient for every parameter.
@@ -543,9 +491,9 @@ class FGDDistiller(BaseDetector):
         for name in self.pair_names:
             params = list(self.distill_losses[name].parameters())
             zero = torch.zeros((), device=device)
-            out[f'loss_fgd_{name}'] = zero + sum(p.sum() * 0 for p in params)
+            out[f'loss_distill_{name}'] = zero + sum(p.sum() * 0 for p in params)
         if self.fg_boxes in ('teacher', 'gt_or_teacher'):
-            out['fgd_teacher_boxes'] = torch.zeros((), device=device)
+            out['distill_teacher_boxes'] = torch.zeros((), device=device)
         return out
 
     def predict(self,
@@ -576,12 +524,18 @@ def extract_student_state_dict(state_dict: Dict[str, Tensor],
                                ) -> 'OrderedDict[str, Tensor]':
     """Keys of ``state_dict`` under ``prefix``, with the prefix removed.
 
-    Turns an :class:`FGDDistiller` state dict into one that loads into the
-    plain student detector (teacher, align convs and GcBlocks are dropped).
+    Turns a :class:`FeatureDistiller` state dict into one that loads into
+    the plain student detector (teacher and distillation losses, e.g. FGD's
+    align convs and GcBlocks, are dropped).
     """
     out = OrderedDict((k[len(prefix):], v) for k, v in state_dict.items()
                       if k.startswith(prefix))
     if not out:
-        raise KeyError(f'no key starts with {prefix!r}: not an FGDDistiller '
-                       'checkpoint')
+        raise KeyError(f'no key starts with {prefix!r}: not a '
+                       'FeatureDistiller (FGDDistiller) checkpoint')
     return out
+
+
+# The former name: configs and checkpoints written for it keep working.
+FGDDistiller = FeatureDistiller
+MODELS.register_module(name='FGDDistiller', module=FeatureDistiller)

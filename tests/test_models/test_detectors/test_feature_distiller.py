@@ -1,4 +1,4 @@
-"""FGDDistiller: frozen teacher, feature taps, losses that train the student,
+"""FeatureDistiller: frozen teacher, feature taps, losses that train the student,
 student-only weights that load into the plain student."""
 import copy
 
@@ -11,8 +11,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
 from cervdet.engine.hooks import student_checkpoint
-from cervdet.models.detectors import extract_student_state_dict
-from cervdet.models.detectors.fgd_distiller import parse_feature_spec
+from cervdet.models.detectors import extract_student_state_dict, parse_feature_spec
 from conftest import ROOT
 
 STUDENT_CFG = ROOT / 'configs' / 'retinanet' / \
@@ -57,7 +56,7 @@ def _pairs(levels=5, spec='neck.fpn_convs.{}.conv', **loss_kw):
 def _distiller(teacher_ckpt, **kw):
     init_default_scope('mmdet')
     torch.manual_seed(0)
-    cfg = dict(type='FGDDistiller', student=_model_cfg(STUDENT_CFG),
+    cfg = dict(type='FeatureDistiller', student=_model_cfg(STUDENT_CFG),
                teacher_cfg=str(TEACHER_CFG), teacher_ckpt=teacher_ckpt,
                feature_pairs=_pairs())
     cfg.update(kw)
@@ -108,8 +107,8 @@ def test_train_step_trains_student_only_and_fgd_loss_falls(teacher_ckpt):
     for _ in range(6):
         log = model.train_step(data, optim)
         fgd.append(sum(v.item() for k, v in log.items()
-                       if k.startswith('loss_fgd_')))
-    assert {f'loss_fgd_fpn{i}' for i in range(5)} <= set(log)
+                       if k.startswith('loss_distill_')))
+    assert {f'loss_distill_fpn{i}' for i in range(5)} <= set(log)
     assert {'loss_cls', 'loss_bbox'} <= set(log)
     # the teacher (weights and BN running statistics) did not change
     for k, v in model.teacher.state_dict().items():
@@ -135,7 +134,7 @@ def test_distill_weight_scales_and_disabled_skips_teacher(teacher_ckpt):
         model.distill_weight = 0.25
         quarter = model(**data, mode="loss")
     for i in range(5):
-        k = f'loss_fgd_fpn{i}'
+        k = f'loss_distill_fpn{i}'
         assert quarter[k].item() == pytest.approx(0.25 * full[k].item(),
                                                   rel=1e-5)
     calls = []
@@ -144,8 +143,8 @@ def test_distill_weight_scales_and_disabled_skips_teacher(teacher_ckpt):
     model.distill_enabled = False
     off = model(**data, mode="loss")
     assert not calls  # no teacher forward once distillation stopped
-    assert all(off[f'loss_fgd_fpn{i}'].item() == 0 for i in range(5))
-    off['loss_fgd_fpn0'].backward()  # still connected to the FGD params
+    assert all(off[f'loss_distill_fpn{i}'].item() == 0 for i in range(5))
+    off['loss_distill_fpn0'].backward()  # still connected to the FGD params
     assert model.distill_losses['fpn0'].align.weight.grad is not None
 
 
@@ -226,6 +225,7 @@ def test_ssd_student_retinanet_teacher_levels_and_normalisation(
         for i, c in enumerate((512, 1024, 512, 256, 256))
     ]
     torch.manual_seed(0)
+    # built by its former name (configs/ld_wsccd and older configs use it)
     model = MODELS.build(dict(type='FGDDistiller', student=ssd,
                               teacher_cfg=str(TEACHER_CFG),
                               teacher_ckpt=teacher_ckpt,
@@ -242,6 +242,43 @@ def test_ssd_student_retinanet_teacher_levels_and_normalisation(
     batch = model.data_preprocessor(data, True)
     losses = model(**batch, mode="loss")
     for i in range(5):
-        v = losses[f'loss_fgd_ssd{i}']
+        v = losses[f'loss_distill_ssd{i}']
         assert torch.isfinite(v) and v.item() > 0
     assert model.distill_losses['ssd1'].align.in_channels == 1024
+
+
+def test_former_names_are_aliases(teacher_ckpt):
+    """Configs written for FGDDistiller / FGDDistillHook still work."""
+    from mmdet.registry import HOOKS
+
+    from cervdet.engine.hooks import DistillationHook, FGDDistillHook
+    from cervdet.models.detectors import FeatureDistiller, FGDDistiller
+    assert FGDDistiller is FeatureDistiller
+    assert MODELS.get('FGDDistiller') is MODELS.get('FeatureDistiller') \
+        is FeatureDistiller
+    assert FGDDistillHook is DistillationHook
+    assert HOOKS.get('FGDDistillHook') is HOOKS.get('DistillationHook') \
+        is DistillationHook
+    model = _distiller(teacher_ckpt, type='FGDDistiller')
+    assert type(model) is FeatureDistiller
+    model.train()
+    losses = model(**model.data_preprocessor(_batch(), True), mode='loss')
+    assert {f'loss_distill_fpn{i}' for i in range(5)} <= set(losses)
+
+
+def test_checkpoints_with_teacher_weights_still_load(teacher_ckpt, tmp_path):
+    """The teacher is left out of the state dict; checkpoints saved while it
+    was in (``FGDDistillHook(drop_teacher=False)``) load strictly, through
+    torch and MMEngine's loader (``load_from``, ``--resume``)."""
+    from mmengine.runner import load_checkpoint
+    model = _distiller(teacher_ckpt)
+    state = model.state_dict()
+    assert not any(k.startswith('teacher.') for k in state)
+    old = dict(state, **{'teacher.' + k: v
+                         for k, v in model.teacher.state_dict().items()})
+    other = _distiller(teacher_ckpt)
+    result = other.load_state_dict(old, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    path = tmp_path / 'old.pth'
+    torch.save(dict(state_dict=old, meta=dict()), path)
+    load_checkpoint(other, str(path), map_location='cpu', strict=True)
