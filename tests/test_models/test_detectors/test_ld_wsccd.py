@@ -447,7 +447,9 @@ def test_table4_cpu_rows_share_the_student_budget_and_losses(
     assert type(student.backbone).__name__ == 'ResNet'
     assert student.backbone.base_channels == 32
     gen = student.bbox_head.prior_generator
-    assert gen.scale_range == (0.2, 0.9) and gen.input_size == 384
+    # Eq. (4)'s range times 0.4 (config header: the paper's smallest prior,
+    # 77 px, matches no CRIC cell at 384)
+    assert gen.scale_range == (0.08, 0.36) and gen.input_size == 384
     expected = {'loss_cls', 'loss_bbox'}
     if mil:
         assert student.mil_head.pseudo_label == 'top1'
@@ -551,3 +553,38 @@ def test_train_tool_logs_all_losses_and_saves_student_only(train_run):
     plain.load_state_dict(student['state_dict'], strict=True)
     for k, v in student['state_dict'].items():
         assert torch.equal(v, full['state_dict']['student.' + k])
+
+
+def test_cpu_priors_match_every_cric_training_cell(shared_data):
+    """The CPU rows' priors give every real CRIC training cell (28x38 px at
+    384x384) positive priors at the MultiBox IoU 0.5; the paper's scales
+    (S_min 0.2: 77 px) give none (best IoU 0.18), the failure the CPU
+    config's prior scales fix."""
+    from mmdet.registry import TASK_UTILS
+    from mmdet.structures.bbox import bbox_overlaps
+
+    from conftest import ensure_cric_coco
+    ensure_cric_coco(shared_data)
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(str(LD_CPU))
+    ag = cfg.model.student.bbox_head.anchor_generator
+    coco = json.loads(
+        (ROOT / 'data/cric-cervix/annotations/train.json').read_text())
+    images = {i['id']: i for i in coco['images']}
+    boxes = []
+    for a in coco['annotations']:
+        img = images[a['image_id']]
+        sx, sy = 384 / img['width'], 384 / img['height']
+        x, y, w, h = a['bbox']
+        boxes.append([x * sx, y * sy, (x + w) * sx, (y + h) * sy])
+    boxes = torch.tensor(boxes)
+    assert len(boxes) > 1000
+    sizes = [(384 // s, 384 // s) for s in ag.strides]
+    best = {}
+    for scales in [(0.08, 0.36), (0.2, 0.9)]:
+        gen = TASK_UTILS.build(dict(ag, scale_range=scales))
+        priors = torch.cat(gen.grid_priors(sizes, device='cpu'))
+        best[scales] = bbox_overlaps(boxes, priors).max(1).values
+    assert ag.scale_range == (0.08, 0.36)
+    assert (best[(0.08, 0.36)] >= 0.5).all()
+    assert (best[(0.2, 0.9)] < 0.5).all()
