@@ -40,9 +40,9 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from cervdet.datasets.transforms.crop_cells import crop_and_resize, expand_boxes
-
-# ImageNet statistics (RGB), the extraction tool's default normalisation.
-from cervdet.utils.constants import IMAGENET_MEAN, IMAGENET_STD
+from cervdet.models.utils.normalization import preprocessor_normalization
+from cervdet.models.utils.pooling import pool_backbone_output
+from cervdet.utils.constants import IMAGENET_MEAN, IMAGENET_STD  # RGB, the default
 
 from .det_init import init_detector_strict
 from .pipeline_cfg import split_pipelines
@@ -191,12 +191,10 @@ def cell_crop_settings(cfg: Config, model: torch.nn.Module,
         mean, std, to_rgb = cell_normalisation(cfg)
         return size, context, torch.from_numpy(mean), torch.from_numpy(
             std), to_rgb
-    pre = model.data_preprocessor  # exactly what it does
-    to_rgb = bool(getattr(pre, 'to_rgb', False))
-    if getattr(pre, '_enable_normalize', False):
-        mean_t, std_t = pre.mean.view(3).cpu(), pre.std.view(3).cpu()
-    else:
-        mean_t, std_t = torch.zeros(3), torch.ones(3)
+    # exactly what the model's data preprocessor does
+    norm = preprocessor_normalization(model.data_preprocessor)
+    to_rgb = norm.to_rgb
+    mean_t, std_t = (t.view(3).cpu() for t in norm.mean_std(3))
     crop = pipeline_crop(cfg)
     if crop is not None:
         size = int(crop.get('size', size))
@@ -332,7 +330,7 @@ class ROIInferencer:
             x = (x.float() - mean) / std
             maps.append(self.model._encode(x))
         maps = torch.cat(maps)
-        return maps.mean(dim=(2, 3)), maps
+        return pool_backbone_output(maps), maps
 
     @torch.no_grad()
     def classify(self, pooled: torch.Tensor,

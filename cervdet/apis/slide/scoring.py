@@ -11,6 +11,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from cervdet.models.utils.normalization import preprocessor_normalization
+from cervdet.models.utils.pooling import pool_backbone_output
 from cervdet.utils.slide_merge import index_dets
 
 from .settings import ScoreSettings
@@ -152,15 +154,14 @@ class SlideScorer:
                             interpolation=cv2.INTER_AREA)
                  for x, y, s in zip(x0, y0, side)]  # K <= top_k reads
         rgb = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float()
-        pre = model.data_preprocessor
-        x = rgb if getattr(pre, '_channel_conversion', False) else \
+        norm = preprocessor_normalization(model.data_preprocessor)
+        x = rgb if norm.to_rgb else \
             rgb.flip(1)  # the detector sees BGR unless it converts
         x = x.to(self.device)
-        if getattr(pre, '_enable_normalize', False):
-            x = (x - pre.mean) / pre.std
+        if norm.enabled:
+            x = (x - norm.mean.view(1, -1, 1, 1)) / norm.std.view(1, -1, 1, 1)
         feats = model.backbone(x)
-        feat = feats[-1] if isinstance(feats, (list, tuple)) else feats
-        return feat.mean(dim=(2, 3)).float().cpu().numpy()
+        return pool_backbone_output(feats).float().cpu().numpy()
 
     def slide_scores(self, scores: np.ndarray,
                      feats: Optional[np.ndarray]) -> Dict[str, float]:
