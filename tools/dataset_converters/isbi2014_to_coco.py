@@ -1,14 +1,9 @@
 """Convert ISBI 2014 (Overlapping Cervical Cytology) nucleus masks to COCO boxes.
 
-Each ``EDF0NN_GT.png`` beside ``EDF0NN.png`` is a nucleus mask. Some masks
-(EDF000-002 in the shared sample) hold only the nucleus *outlines* (one-pixel,
-8-connected rings, one grey level per nucleus); the others are filled. Rings
-are detected (almost no pixel survives a 3x3 erosion), closed and filled;
-filling an already filled mask changes nothing. One box per connected
-component of the filled mask, one class ``nucleus``.
-
-Command line of
-:func:`cervdet.datasets.converters.isbi2014.convert_isbi2014`.
+One box per nucleus of each ``EDF0NN_GT.png`` mask, class ``nucleus``;
+masks that hold only outlines are closed and filled first. Command line of
+:func:`cervdet.datasets.converters.isbi2014.convert_isbi2014` (how the masks
+are read: :mod:`cervdet.datasets.converters.isbi2014`).
 
 Example::
 
