@@ -43,3 +43,10 @@ CRIC_FOLDER_TO_CLASS: Dict[str, str] = {
 }
 
 NORMAL_CLASS = 'NILM'
+
+#: Herlev (Jantzen et al., 2005) class folders: the normal ones and the
+#: abnormal (dysplasia / carcinoma) ones, in Herlev's order.
+HERLEV_NORMAL: Tuple[str, ...] = ('normal_superficiel', 'normal_intermediate',
+                                  'normal_columnar')
+HERLEV_ABNORMAL: Tuple[str, ...] = ('light_dysplastic', 'moderate_dysplastic',
+                                    'severe_dysplastic', 'carcinoma_in_situ')
