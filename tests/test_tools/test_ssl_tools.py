@@ -1,6 +1,7 @@
-"""tools/ssl: tile extractor, backbone converter and k-NN evaluation."""
+"""tools/ssl: tile extractor, backbone converter and k-NN evaluation
+(their logic: cervdet.datasets.ssl_tiles, cervdet.utils.backbone_convert,
+cervdet.evaluation.knn)."""
 import csv
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -10,6 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from cervdet.datasets import slide_readers as readers
+from cervdet.datasets import slide_tiles
+from cervdet.datasets import ssl_tiles as tiles
+from cervdet.evaluation import knn
+from cervdet.models.selfsup import pool_backbone_output
+from cervdet.utils import backbone_convert as conv
 from conftest import ROOT, run_tool
 
 SSL_TOOLS = ROOT / 'tools' / 'ssl'
@@ -20,20 +27,6 @@ PCN_R18 = ROOT / 'configs' / 'pcn' / \
     'pcn_resnet18-w32_gap_adam-cpu_cervical-patches-bethesda-512.py'
 
 
-def _tool(name):
-    sys.path.insert(0, str(SSL_TOOLS))
-    spec = importlib.util.spec_from_file_location(f'_ssl_{name}',
-                                                  SSL_TOOLS / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tiles = _tool('extract_tiles')
-conv = _tool('convert_backbone')
-knn = _tool('knn_eval')
-
-
 # ----------------------------------------------------------------------------
 # extract_tiles
 # ----------------------------------------------------------------------------
@@ -41,21 +34,25 @@ def test_tile_fractions_hand_computed():
     mask = np.zeros((4, 6), bool)
     mask[:2, :2] = True          # top-left tile full
     mask[2:, 2:3] = True         # half of the bottom-middle tile
-    xs, ys = tiles.tile_grid(12, 8, footprint=4, stride=4)
+    plan = slide_tiles.plan_tiles((12, 8), 4, stride=4, mask=mask,
+                                  mask_downsample=2., min_tissue=0.)
+    xs, ys = np.unique(plan.origins[:, 0]), np.unique(plan.origins[:, 1])
     assert xs.tolist() == [0, 4, 8] and ys.tolist() == [0, 4]
     # mask pixel = 2x2 level-0 pixels, a tile = 2x2 mask pixels
-    frac = tiles.tile_tissue_fractions(mask, 2., xs, ys, 4)
+    frac = plan.tissue.reshape(plan.grid_shape)
     assert frac.tolist() == [[1., 0., 0.], [0., .5, 0.]]
-    # border tiles that would leave the image are not in the grid
-    assert tiles.tile_grid(11, 8, 4, 4)[0].tolist() == [0, 4]
+    # the slide plan's border rule (one rule with slide inference): the last
+    # tile is shifted inside the image (the extractor's own rule, now gone,
+    # left it out: [0, 4])
+    assert slide_tiles.grid_positions(11, 4, 4).tolist() == [0, 4, 7]
 
 
 def test_tissue_mask_white_glass_and_stain():
     img = np.full((64, 64, 3), 245, np.uint8)
-    assert not tiles.tissue_mask(img).any()
+    assert not slide_tiles.tissue_mask_from_rgb(img).any()
     img[10:30, 10:30] = (150, 90, 170)   # stained (chroma 80)
     img[40:50, 40:50] = (140, 140, 140)  # dark unstained (105 below glass)
-    m = tiles.tissue_mask(img)
+    m = slide_tiles.tissue_mask_from_rgb(img)
     assert m[10:30, 10:30].all() and m[40:50, 40:50].all()
     assert m.sum() == 20 * 20 + 10 * 10
 
@@ -149,7 +146,7 @@ def test_wsi_path_reads_regions_at_the_requested_level(tmp_path, monkeypatch):
     tiffslide are not installed in the test venv)."""
     slide = FakeSlide(tmp_path / 'slide.svs')
     slide.path.write_bytes(b'')
-    monkeypatch.setattr(tiles.readers, 'open_slide',
+    monkeypatch.setattr(tiles, 'open_slide',
                         lambda path, backend='auto', mpp=None: slide)
     # level 1 (4x): 128 px tiles cover 512 level-0 px -> grid 4 x 2
     res = tiles.extract_tiles([str(slide.path)], tmp_path / 'l1',
@@ -171,7 +168,6 @@ def test_wsi_path_reads_regions_at_the_requested_level(tmp_path, monkeypatch):
 
 
 def test_readers_errors(tmp_path):
-    readers = tiles.readers
     with pytest.raises(FileNotFoundError):
         readers.open_slide(tmp_path / 'missing.jpg')
     wsi = tmp_path / 'a.svs'
@@ -328,9 +324,10 @@ def test_convert_cli_check_detector_config(tmp_path):
     assert 'loaded strictly into model.backbone' in ok.stdout
     # the same detector rejects a full-width ResNet-18 (main() exits 1)
     _fake_dino_ckpt(tmp_path / 'w64.pth', ResNet(depth=18))
-    assert conv.main([str(tmp_path / 'w64.pth'), '--out',
-                      str(tmp_path / 'bad.pth'), '--check-config',
-                      str(RETINANET_R18)]) == 1
+    assert run_tool([sys.executable, SSL_TOOLS / 'convert_backbone.py',
+                     tmp_path / 'w64.pth', '--out', tmp_path / 'bad.pth',
+                     '--check-config', RETINANET_R18],
+                    check=False).returncode == 1
 
 
 # ----------------------------------------------------------------------------
@@ -351,9 +348,10 @@ def test_binary_tables_match_the_real_sets(shared_data):
 
 
 def test_pool_features_shapes():
-    assert knn.pool_features((torch.ones(2, 8, 3, 3), )).shape == (2, 8)
-    assert knn.pool_features(torch.ones(2, 5, 8)).shape == (2, 8)
-    assert knn.pool_features((torch.ones(2, 8), )).shape == (2, 8)
+    # knn_eval pools with the DINO model's pooling (one implementation)
+    assert pool_backbone_output((torch.ones(2, 8, 3, 3), )).shape == (2, 8)
+    assert pool_backbone_output(torch.ones(2, 5, 8)).shape == (2, 8)
+    assert pool_backbone_output((torch.ones(2, 8), )).shape == (2, 8)
 
 
 def _tiny_set(src: Path, dst: Path, n: int):
@@ -396,7 +394,8 @@ def test_knn_eval_cli_rows_transfer_and_json(shared_data, tmp_path):
           for r in rep['results']}
     assert any(f1[('random',) + k[1:]] != v for k, v in f1.items()
                if k[0] == 'dino')
-    assert knn.main([str(a) for a in args[2:]]) == 2  # refuses to overwrite
+    # refuses to overwrite
+    assert run_tool(args, check=False).returncode == 2
 
 
 def test_knn_eval_paper_runs_and_whole_set_transfer(shared_data, tmp_path):
@@ -411,10 +410,12 @@ def test_knn_eval_paper_runs_and_whole_set_transfer(shared_data, tmp_path):
         _fake_dino_ckpt(tmp_path / f'dino{seed}.pth', ResNet(**R18_W32))
         ckpts.append(str(tmp_path / f'dino{seed}.pth'))
     out = tmp_path / 'knn.json'
-    rc = knn.main(['--runs', 'dino=resnet18-w32,' + ','.join(ckpts),
-                   '--data', f'herlev={herlev}', '--data', f'beth={beth}',
-                   '--transfer-whole', 'herlev:beth', '--img-size', '32',
-                   '--topk', '1', '3', '--out', str(out), '--no-progress'])
+    knn_eval = [sys.executable, SSL_TOOLS / 'knn_eval.py']
+    rc = run_tool(knn_eval + [
+        '--runs', 'dino=resnet18-w32,' + ','.join(ckpts), '--data',
+        f'herlev={herlev}', '--data', f'beth={beth}', '--transfer-whole',
+        'herlev:beth', '--img-size', '32', '--topk', '1', '3', '--out',
+        str(out), '--no-progress'], check=False).returncode
     assert rc == 0
     rep = json.loads(out.read_text())
     whole = [r for r in rep['results']
@@ -437,20 +438,20 @@ def test_knn_eval_paper_runs_and_whole_set_transfer(shared_data, tmp_path):
     herlev_rows = [r for r in rep['results'] if r['data'] == 'herlev']
     assert all(len(r['per_split_weighted_f1']) == 2 for r in herlev_rows)
     assert rep['protocol']['transfer_whole'] == ['herlev:beth']
-    assert knn.main(['--runs', 'x=resnet18-w32,a.pth', '--data',
-                     f'herlev={herlev}', '--no-progress']) == 2
-    assert knn.main(['--backbone', 'resnet18-w32', '--data',
-                     f'herlev={herlev}', '--transfer-whole', 'herlev:nope',
-                     '--no-progress']) == 2
+    assert run_tool(knn_eval + ['--runs', 'x=resnet18-w32,a.pth', '--data',
+                                f'herlev={herlev}', '--no-progress'],
+                    check=False).returncode == 2
+    assert run_tool(knn_eval + ['--backbone', 'resnet18-w32', '--data',
+                                f'herlev={herlev}', '--transfer-whole',
+                                'herlev:nope', '--no-progress'],
+                    check=False).returncode == 2
 
 
 def test_knn_eval_bad_arguments(tmp_path):
-    parse = knn.parse_args
     with pytest.raises(ValueError, match='--backbone or --row'):
-        knn.parse_rows(parse(['--data', 'a=b']))
+        knn.parse_rows()  # --data a=b only
     with pytest.raises(ValueError, match='unique'):
-        knn.parse_rows(parse(['--data', 'a=b', '--backbone', 'resnet18',
-                              '--row', 'random=resnet18']))
+        knn.parse_rows(backbone='resnet18', rows=['random=resnet18'])
     with pytest.raises(ValueError, match='neither a preset'):
         knn.build_backbone('resnet999')
     torch.save({'state_dict': {'foo.conv1.weight': torch.zeros(1)}},
@@ -484,8 +485,6 @@ class _FakeOpenSlide:
 
 
 def test_openslide_adapter_alpha_thumbnail_strips():
-    readers = tiles.readers
-
     class Reader(readers._WSIReader):
         strip_pixels = 1000 * 100  # force several strips
 
