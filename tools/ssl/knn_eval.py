@@ -1,60 +1,13 @@
 """k-NN probing of frozen backbone features on labeled cell-crop sets.
 
-The protocol of Stegmüller et al. (ISBI 2023) with DINO's weighted k-NN
-(:mod:`cervdet.evaluation.knn`, on
-``cervdet/evaluation/metrics/knn_metric.py``): pooled features of every crop
-of a folder-per-class set, cosine similarity, vote weights ``exp(sim / T)``
-with ``T = 0.07``, ``k`` from ``--topk`` (DINO's 10, 20, 100, 200; the
-table shows the ``k`` of the best weighted F1, as the paper does); weighted
-and class-wise F1 as mean +- std over ``--num-splits`` (4, the paper's "4
-independent runs", Sec. 3.1) random stratified 75/25 splits. The paper's
-runs also differ in their DINO model (one per stratified slide split):
-``--runs NAME=BACKBONE,CKPT1,...,CKPT4`` pairs run ``s`` with split ``s`` and
-model ``s``.
-
-Protocols, for every feature source ("row") and every ``--data`` set:
-
-* ``multi-class``: the set's own classes;
-* ``binary``: negative / positive labels from :data:`BINARY_TABLES` (the
-  k-NN is fitted on the binary labels);
-* ``transfer A->B`` (``--transfer A:B``, ours): fitted on the binary labels
-  of the train part of each split of A, tested on the test part of the same
-  split of B (the samples the ``binary`` protocol of B tests on), so the
-  numbers compare directly with B's within-set binary row;
-* ``whole A+B->C`` (``--transfer-whole A+B:C``, the paper's Table 3): the
-  k-NN is fitted on *every* sample of the source set(s) (``+`` joins sets,
-  H+S) with binary labels and classifies every *positive* of the target;
-  the sensitivity is reported (plus, ours, the specificity on the target's
-  negatives when it has any). No split: mean +- std is over the models of
-  a ``--runs`` row (one model gives std 0). The table shows the k with the
-  best weighted F1 of the source's own binary k-NN (``--whole-k source``,
-  our reading of "k ... maximizes the weighted F1": on a positives-only
-  target that F1 only restates the sensitivity, and the largest k, voting
-  the source's majority class, would always win); ``--whole-k target``
-  shows the best sensitivity instead. The JSON has every k.
-
-Binary mapping (:data:`BINARY_TABLES`; a set is matched by its class
-folders, or give ``--negative NAME=cls1,cls2`` for another set):
-
-=========  ===========================================  ============================
-set        negative                                     positive
-=========  ===========================================  ============================
-herlev     normal_superficiel, normal_intermediate,     light_dysplastic,
-           normal_columnar                              moderate_dysplastic,
-                                                        severe_dysplastic,
-                                                        carcinoma_in_situ
-bethesda   NILM                                         ASC-US, ASC-H, LSIL, HSIL,
-                                                        SCC
-=========  ===========================================  ============================
-
-Feature sources: ``--backbone`` is a preset (:data:`PRESETS`) or a config
-whose ``model.backbone`` is built (``--backbone-key`` for another
-attribute); ``--checkpoint`` (repeatable, one row each) is a
-``tools/ssl/convert_backbone.py`` output or any MMEngine checkpoint
-(``--checkpoint-prefix``; by default the prefix is found: none, the DINO
-teacher's, then the student's); ``--random-init`` adds a random row;
-``--row NAME=BACKBONE[,CKPT]`` adds any other (e.g. ImageNet weights you
-have as a file). Example::
+The protocol of Stegmüller et al. (ISBI 2023) with DINO's weighted k-NN:
+within-set (``multi-class`` and ``binary``), split-matched transfer
+(``--transfer A:B``, ours) and the paper's whole-set transfer
+(``--transfer-whole A[+B]:C``, Table 3), for every feature source
+(``--backbone`` with ``--checkpoint`` / ``--random-init``, ``--row``,
+``--runs``) on every ``--data`` set. The protocols, the binary class tables
+and the k rule are described in :mod:`cervdet.evaluation.knn`, which holds
+the logic. Example::
 
     python tools/ssl/knn_eval.py --backbone resnet50 --random-init \\
         --row dino=resnet50,work_dirs/dino_r50_backbone.pth \\
