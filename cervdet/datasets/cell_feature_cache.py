@@ -6,7 +6,7 @@ Training the ROI classifier on cached features does not rerun the cell CNN:
 each ROI gets one ``.npz`` holding
 
 - ``pooled``: ``[N, C]`` global average of the stage-4 map,
-- ``maps``: ``[N, C, h, w]`` the stage-4 map (left out with ``--no-maps``),
+- ``maps``: ``[N, C, h, w]`` the stage-4 map (left out with ``no_maps``),
 - ``boxes``: ``[N, 4]`` the xyxy cell boxes they come from (checked by
   ``LoadCellFeatures``: a cache whose boxes differ is stale),
 - ``fingerprint``: JSON of the encoder config, checkpoint, crop size and
