@@ -12,7 +12,10 @@ Three steps, each cheap and memory-bounded whatever the slide size:
    :func:`collate_tiles` for a ``DataLoader``.
 
 :func:`resolve_read_scale` turns a target resolution (microns per pixel)
-into the read downsample (level-0 px per output px).
+into the read downsample (level-0 px per output px). The SSL tile
+extraction (:mod:`cervdet.datasets.ssl_tiles`) chooses its tiles with the
+same mask and plan. One module (over 500 lines): the three steps are read
+together by slide inference and tile extraction.
 """
 import os
 import weakref

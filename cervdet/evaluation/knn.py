@@ -56,21 +56,11 @@ attribute); ``--checkpoint`` (repeatable, one row each) is a
 (``--checkpoint-prefix``; by default the prefix is found: none, the DINO
 teacher's, then the student's); ``--random-init`` adds a random row;
 ``--row NAME=BACKBONE[,CKPT]`` adds any other (e.g. ImageNet weights you
-have as a file). Example::
+have as a file). Command line and examples: ``tools/ssl/knn_eval.py``.
 
-    python tools/ssl/knn_eval.py --backbone resnet50 --random-init \\
-        --row dino=resnet50,work_dirs/dino_r50_backbone.pth \\
-        --data herlev=../shared/data/herlev \\
-        --data bethesda=../shared/data/cric_crops_bethesda \\
-        --transfer herlev:bethesda --transfer bethesda:herlev \\
-        --out work_dirs/knn_r50.json
-
-The paper's Table 3 with four DINO models (one per pre-training split)::
-
-    python tools/ssl/knn_eval.py \\
-        --runs dino=resnet50,f0.pth,f1.pth,f2.pth,f3.pth \\
-        --data herlev=../shared/data/herlev --data cric=CRIC_CROPS \\
-        --transfer-whole herlev:cric
+One module (over 500 lines): data, backbones, features, protocols and the
+report are one pipeline; the k-NN math is
+:mod:`cervdet.evaluation.metrics.knn_metric`.
 """
 import time
 import warnings
