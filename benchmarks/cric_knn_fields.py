@@ -145,8 +145,8 @@ def features(model_file, seed, sets, img_size, cache):
     import torch
     if osp.isfile(cache):
         return torch.load(cache)
-    sys.path.insert(0, osp.join(ROOT, 'tools', 'ssl'))
-    from knn_eval import build_backbone, extract_features, load_images
+    from cervdet.evaluation.knn import (build_backbone, extract_features,
+                                        load_images)
     model = build_backbone('resnet18-w32', model_file, seed=seed)
     model.eval()
     feats = {name: extract_features(model, load_images(files, img_size,
@@ -286,8 +286,7 @@ def main(argv=None):
     herlev_root = osp.join(ROOT, args.herlev)
     herlev = osp.isdir(herlev_root)
     if herlev:
-        sys.path.insert(0, osp.join(ROOT, 'tools', 'ssl'))
-        from knn_eval import list_crop_set
+        from cervdet.evaluation.knn import list_crop_set
         h_classes, h_files, h_labels = list_crop_set(Path(herlev_root))
         if args.smoke:
             keep = np.concatenate([np.flatnonzero(h_labels == c)[:8]

@@ -1,3 +1,4 @@
+from .cell_feature_cache import extract_cell_features
 from .cervical_coco import CervicalCocoDataset, CocoAnnotationError
 from .classes import BETHESDA_CLASSES, BETHESDA_PALETTE, TCT11_CLASSES, TCT11_PALETTE
 from .coco_checks import check_coco, format_report
@@ -12,6 +13,7 @@ from .slide_tiles import (
     resolve_read_scale,
     tissue_mask,
 )
+from .ssl_tiles import extract_tiles
 from .transforms import *  # noqa: F401,F403
 from .weak_coco import (
     WEAK_META_KEYS,
@@ -28,6 +30,7 @@ __all__ = [
     'xywh_to_xyxy_checked', 'SlideBagDataset', 'load_slide_bag',
     'read_slide_labels', 'SlideOpenError', 'SlideReader',
     'TiffFileReader', 'open_slide', 'SlideTileDataset', 'TilePlan',
-    'collate_tiles', 'plan_tiles', 'resolve_read_scale', 'tissue_mask'
+    'collate_tiles', 'plan_tiles', 'resolve_read_scale', 'tissue_mask',
+    'extract_tiles', 'extract_cell_features'
 ]
 __all__ += transforms.__all__  # noqa: F405

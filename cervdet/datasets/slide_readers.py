@@ -24,8 +24,7 @@ to install when none is available. No slide is ever decoded whole at level
 0: :meth:`SlideReader.read_region` reads one region, :meth:`thumbnail` uses
 the lowest-resolution level that is large enough.
 
-This module depends on numpy, OpenCV and PIL only (no torch), so tools can
-load it without importing cervdet.
+This module depends on numpy, OpenCV and PIL only (no torch).
 """
 import importlib
 import importlib.util
@@ -39,16 +38,15 @@ from typing import Dict, List, Optional, Tuple, Union
 import cv2
 import numpy as np
 
+from ..utils.constants import IMG_EXTS
+
 #: Extensions read as whole-slide images (through openslide or tiffslide).
 WSI_EXTS = ('.svs', '.ndpi', '.mrxs', '.scn', '.vms', '.vmu', '.bif',
             '.svslide')
 #: Extensions tried as WSI first (pyramidal TIFF), plain image otherwise.
 TIFF_EXTS = ('.tif', '.tiff')
-#: Plain image extensions: ``cervdet.utils.constants.IMG_EXTS`` and ``.webp``
-#: (spelled out, not imported: ``tools/ssl/extract_tiles.py`` loads this file
-#: by path to skip importing torch/mmdet; tests/test_utils/test_constants.py
-#: checks the two lists agree).
-IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+#: Plain image extensions: ``cervdet.utils.constants.IMG_EXTS`` and ``.webp``.
+IMAGE_EXTS = IMG_EXTS + ('.webp', )
 _INSTALL_HINT = ('pip install openslide-python openslide-bin  (or: pip '
                  'install tiffslide, or: pip install tifffile imagecodecs)')
 #: Backends of :func:`open_slide`; ``'auto'`` tries the WSI ones in this order.

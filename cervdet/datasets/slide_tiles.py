@@ -12,7 +12,10 @@ Three steps, each cheap and memory-bounded whatever the slide size:
    :func:`collate_tiles` for a ``DataLoader``.
 
 :func:`resolve_read_scale` turns a target resolution (microns per pixel)
-into the read downsample (level-0 px per output px).
+into the read downsample (level-0 px per output px). The SSL tile
+extraction (:mod:`cervdet.datasets.ssl_tiles`) chooses its tiles with the
+same mask and plan. One module (over 500 lines): the three steps are read
+together by slide inference and tile extraction.
 """
 import os
 import weakref
@@ -181,7 +184,8 @@ class TilePlan:
             of the tile is *interior* (a neighbouring tile overlaps it);
             detections touching an interior edge are the ones to merge.
         tile_size (int): Tile side in output (read) pixels.
-        overlap (int): Overlap of neighbours in output pixels.
+        overlap (int): Overlap of neighbours in output pixels (negative:
+            the gap of a grid whose stride exceeds the tile).
         read_downsample (float): Level-0 px per output px.
         stride (float): Nominal grid step in level-0 px
             (``(tile_size - overlap) * read_downsample``); the last row and
@@ -227,7 +231,8 @@ def grid_positions(length: int, footprint: float, stride: float
     Args:
         length (int): Slide size along the axis.
         footprint (float): Tile size (level-0 px).
-        stride (float): Step (level-0 px), ``0 < stride <= footprint``.
+        stride (float): Step (level-0 px), ``> 0``; larger than
+            ``footprint`` leaves gaps between tiles.
 
     Returns:
         np.ndarray[n]: int64 starts; ``[0]`` when the slide is not larger
@@ -284,8 +289,14 @@ def tile_tissue_fraction(origins: np.ndarray, footprint: float,
 def plan_tiles(dimensions: Tuple[int, int], tile_size: int, overlap: int = 0,
                read_downsample: float = 1., mask: Optional[np.ndarray] = None,
                mask_downsample: Optional[float] = None,
-               min_tissue: float = 0.05) -> TilePlan:
+               min_tissue: float = 0.05,
+               stride: Optional[int] = None) -> TilePlan:
     """The tile grid of a slide and the tiles worth reading.
+
+    The one tile plan of cervdet: slide inference reads its tiles and the
+    self-supervised tile extraction
+    (:func:`cervdet.datasets.ssl_tiles.extract_tiles`) cuts its training
+    tiles by it.
 
     Args:
         dimensions (tuple[int, int]): Level-0 ``(W, H)``.
@@ -299,6 +310,10 @@ def plan_tiles(dimensions: Tuple[int, int], tile_size: int, overlap: int = 0,
         mask_downsample (float, optional): Level-0 px per mask px (needed
             with ``mask``).
         min_tissue (float): Smallest tissue fraction of a kept tile.
+        stride (int, optional): Grid step in output px instead of
+            ``tile_size - overlap`` (give ``overlap=0`` with it). A step
+            larger than ``tile_size`` leaves gaps between the tiles (the
+            plan's ``overlap`` is then negative and no edge is interior).
 
     Returns:
         TilePlan: Grid, tissue fractions, kept tiles and edge flags.
@@ -309,7 +324,13 @@ def plan_tiles(dimensions: Tuple[int, int], tile_size: int, overlap: int = 0,
     tile_size, overlap = int(tile_size), int(overlap)
     if tile_size < 1:
         raise ValueError(f'tile_size must be >= 1, got {tile_size}')
-    if not 0 <= overlap < tile_size:
+    if stride is not None:
+        if overlap:
+            raise ValueError('plan_tiles: give overlap or stride, not both')
+        if int(stride) < 1:
+            raise ValueError(f'stride must be >= 1, got {stride}')
+        overlap = tile_size - int(stride)
+    elif not 0 <= overlap < tile_size:
         raise ValueError(f'overlap must be in [0, tile_size={tile_size}), '
                          f'got {overlap}')
     if not read_downsample > 0:
@@ -326,6 +347,8 @@ def plan_tiles(dimensions: Tuple[int, int], tile_size: int, overlap: int = 0,
     rows, cols = len(ys), len(xs)
     r, c = np.divmod(np.arange(rows * cols), cols)
     edges = np.stack([c > 0, r > 0, c < cols - 1, r < rows - 1], 1)
+    if overlap < 0:  # gaps: no neighbour overlaps a tile
+        edges[:] = False
     if mask is None:
         tissue = np.ones(len(origins), np.float32)
     else:

@@ -14,7 +14,7 @@ Usage::
     canvas = draw_roi(img, result, classes=result['classes'])
     cv2.imwrite('roi_vis.jpg', canvas)
 """
-from typing import Dict, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -183,4 +183,46 @@ def draw_roi(img: np.ndarray,
     return canvas
 
 
-__all__ = ['attention_colours', 'class_colours', 'draw_roi']
+def pick_roi_result(data, index: Optional[int] = None,
+                    stem: Optional[str] = None, source: str = 'results'
+                    ) -> dict:
+    """The ROI result of a per-ROI file or of a ``results.json``.
+
+    Args:
+        data (dict): The loaded JSON (``OUT/rois/<stem>.json`` or
+            ``OUT/results.json`` of ``tools/roi_cls/infer_rois.py``).
+        index (int, optional): ROI index in a ``results.json``.
+        stem (str, optional): ROI stem in a ``results.json``.
+        source (str): File name for messages.
+
+    Returns:
+        dict: One per-ROI result.
+
+    Raises:
+        ValueError: If a results.json is given without a valid selection,
+            or ``data`` is no result.
+    """
+    if isinstance(data, dict) and 'results' in data:
+        results = data['results']
+        if stem is not None:
+            hits = [r for r in results if r.get('stem') == stem]
+            if not hits:
+                raise ValueError(f'{source}: no ROI with stem {stem!r}')
+            return hits[0]
+        if index is None:
+            if len(results) == 1:
+                return results[0]
+            raise ValueError(f'{source} holds {len(results)} ROIs: choose '
+                             'one with --index or --stem')
+        if not -len(results) <= index < len(results):
+            raise ValueError(f'{source}: --index {index} out of range '
+                             f'({len(results)} ROIs)')
+        return results[index]
+    if not isinstance(data, dict) or 'cells' not in data and \
+            'roi_class' not in data:
+        raise ValueError(f'{source} is not an infer_rois.py result')
+    return data
+
+
+__all__ = ['attention_colours', 'class_colours', 'draw_roi',
+           'pick_roi_result']

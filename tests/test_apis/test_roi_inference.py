@@ -221,8 +221,7 @@ def test_cached_model_gets_encoder_and_refuses_without(assets):
     res = inf(str(path), boxes=boxes)
     _check_result(res, len(boxes))
     # features exactly as extract_cell_features.py computes them
-    sys.path.insert(0, str(ROOT / 'tools' / 'roi_cls'))
-    import extract_cell_features as efx
+    from cervdet.datasets import cell_feature_cache as efx
     cfg = Config.fromfile(str(assets['cached_cfg']))
     mean, std, to_rgb = efx.normalisation(cfg)
     m2, s2, r2 = cell_normalisation(cfg)

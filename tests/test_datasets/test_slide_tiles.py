@@ -115,6 +115,24 @@ def test_plan_tiles_tissue_fraction_and_keep():
         st.plan_tiles((1000, 1000), 500, 500)
 
 
+def test_plan_tiles_stride():
+    """A step instead of an overlap (the SSL tile extractor's grid): the
+    same plan when it overlaps, gaps and no interior edge when it is
+    larger than the tile."""
+    a = st.plan_tiles((1000, 700), 256, 56, 2.)
+    b = st.plan_tiles((1000, 700), 256, stride=200, read_downsample=2.)
+    np.testing.assert_array_equal(a.origins, b.origins)
+    np.testing.assert_array_equal(a.edges, b.edges)
+    assert b.overlap == 56
+    gaps = st.plan_tiles((1000, 300), 100, stride=400)
+    assert sorted(set(gaps.origins[:, 0].tolist())) == [0, 400, 800, 900]
+    assert gaps.overlap == -300 and not gaps.edges.any()
+    with pytest.raises(ValueError, match='not both'):
+        st.plan_tiles((1000, 300), 100, 10, stride=50)
+    with pytest.raises(ValueError, match='stride must be >= 1'):
+        st.plan_tiles((1000, 300), 100, stride=0)
+
+
 def test_slide_tile_dataset_items_and_dataloader(slide):
     img = _content()
     origins = np.array([[150, 80], [1200, 1000], [0, 0]], np.int64)

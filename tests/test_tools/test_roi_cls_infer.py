@@ -1,24 +1,30 @@
-"""Tests of tools/roi_cls/infer_rois.py and tools/roi_cls/draw_roi.py.
-
-Run in process (``main(argv)``): a subprocess costs ~8 s of imports.
-"""
+"""Tests of tools/roi_cls/infer_rois.py and tools/roi_cls/draw_roi.py (run
+as subprocesses; their helpers: cervdet.utils.image_files,
+cervdet.visualization.pick_roi_result)."""
 import json
 import shutil
 import sys
-import warnings
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from cervdet.utils.image_files import unique_stems
+from conftest import ROOT, run_tool
 
+# make_tiny_assets builds the test ROI set with tools/dataset_converters/
+# build_roi_set.py: it moves to cervdet.testing with that tool's logic
 sys.path.insert(0, str(ROOT / 'tests' / 'test_apis'))
-sys.path.insert(0, str(ROOT / 'tools' / 'roi_cls'))
-import draw_roi as draw_tool  # noqa: E402
-import infer_rois  # noqa: E402
-
 from test_roi_inference import make_tiny_assets  # noqa: E402
+
+INFER = ROOT / 'tools' / 'roi_cls' / 'infer_rois.py'
+DRAW = ROOT / 'tools' / 'roi_cls' / 'draw_roi.py'
+
+
+def _run(tool, args):
+    """The tool's exit code, stdout and stderr."""
+    return run_tool([sys.executable, tool] + [str(a) for a in args],
+                    check=False)
 
 
 @pytest.fixture(scope='module')
@@ -39,17 +45,17 @@ def folder(assets, tmp_path_factory):
 
 
 def test_infer_with_ann_file_refuse_overwrite_and_errors(assets, folder,
-                                                         tmp_path, capsys):
+                                                         tmp_path):
     out = tmp_path / 'out'
     ann = assets['root'] / 'annotations' / 'test.json'
     args = [str(assets['cached_cfg']), str(assets['cached_ckpt']),
             str(folder), '--out-dir', str(out), '--ann-file', str(ann),
             '--encoder-checkpoint', str(assets['encoder_ckpt']),
             '--encoder-checkpoint-prefix', 'backbone.', '--no-progress']
-    assert infer_rois.main(args) == 0
-    text = capsys.readouterr()
-    assert '4 ROIs (3 classified, 1 errors, 0 without cells)' in text.out
-    assert 'ROIs/s' in text.out and 'broken.jpg' in text.err
+    proc = _run(INFER, args)
+    assert proc.returncode == 0
+    assert '4 ROIs (3 classified, 1 errors, 0 without cells)' in proc.stdout
+    assert 'ROIs/s' in proc.stdout and 'broken.jpg' in proc.stderr
     data = json.loads((out / 'results.json').read_text())
     run, results = data['run'], data['results']
     assert run['num_rois'] == 4 and run['num_errors'] == 1
@@ -84,59 +90,66 @@ def test_infer_with_ann_file_refuse_overwrite_and_errors(assets, folder,
 
     # refuses to overwrite, then --force-overwrite
     before = (out / 'results.json').read_text()
-    assert infer_rois.main(args) == 2
-    assert 'refusing to overwrite' in capsys.readouterr().err
+    proc = _run(INFER, args)
+    assert proc.returncode == 2
+    assert 'refusing to overwrite' in proc.stderr
     assert (out / 'results.json').read_text() == before
-    assert infer_rois.main(args + ['--force-overwrite', '--no-pictures']) == 0
-    capsys.readouterr()
+    proc = _run(INFER, args + ['--force-overwrite', '--no-pictures'])
+    assert proc.returncode == 0
 
     # draw_roi.py: from a per-ROI file and from results.json
     stem = results[1]['stem']
     pic = tmp_path / 'one.jpg'
-    assert draw_tool.main([str(out / 'rois' / f'{stem}.json'), '--out',
-                           str(pic)]) == 0
+    proc = _run(DRAW, [str(out / 'rois' / f'{stem}.json'), '--out',
+                       str(pic)])
+    assert proc.returncode == 0
     ref = cv2.imread(str(out / 'vis' / f'{stem}.jpg'))
     got = cv2.imread(str(pic))
     assert got.shape == ref.shape
     assert np.abs(got.astype(int) - ref).mean() < 2  # same picture (JPEG)
-    assert draw_tool.main([str(out / 'rois' / f'{stem}.json'), '--out',
-                           str(pic)]) == 2  # exists
-    assert draw_tool.main([str(out / 'results.json'), '--out',
-                           str(tmp_path / 'two.jpg')]) == 2  # which ROI?
-    assert 'choose one with --index' in capsys.readouterr().err
-    assert draw_tool.main([str(out / 'results.json'), '--stem', stem,
-                           '--out', str(tmp_path / 'two.jpg')]) == 0
+    proc = _run(DRAW, [str(out / 'rois' / f'{stem}.json'), '--out',
+                       str(pic)])
+    assert proc.returncode == 2  # exists
+    proc = _run(DRAW, [str(out / 'results.json'), '--out',
+                       str(tmp_path / 'two.jpg')])
+    assert proc.returncode == 2  # which ROI?
+    assert 'choose one with --index' in proc.stderr
+    proc = _run(DRAW, [str(out / 'results.json'), '--stem', stem,
+                       '--out', str(tmp_path / 'two.jpg')])
+    assert proc.returncode == 0
 
 
-def test_infer_with_detector_one_image(assets, folder, tmp_path, capsys):
+def test_infer_with_detector_one_image(assets, folder, tmp_path):
     img = sorted(folder.glob('roi_*.jpg'))[0]
     out = tmp_path / 'det'
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        assert infer_rois.main([
-            str(assets['pixel_cfg']), str(assets['pixel_ckpt']), str(img),
-            '--out-dir', str(out), '--det-config', str(assets['det_cfg']),
-            '--det-checkpoint', str(assets['det_ckpt']), '--det-score-thr',
-            '0.0', '--det-max-cells', '5', '--no-progress']) == 0
-    assert '1 ROIs (1 classified, 0 errors' in capsys.readouterr().out
+    proc = _run(INFER, [
+        str(assets['pixel_cfg']), str(assets['pixel_ckpt']), str(img),
+        '--out-dir', str(out), '--det-config', str(assets['det_cfg']),
+        '--det-checkpoint', str(assets['det_ckpt']), '--det-score-thr',
+        '0.0', '--det-max-cells', '5', '--no-progress'])
+    assert proc.returncode == 0
+    assert '1 ROIs (1 classified, 0 errors' in proc.stdout
     res = json.loads((out / 'results.json').read_text())['results'][0]
     assert res['cell_source'] == 'detector' and res['num_cells'] == 5
     assert all(c['det_label'] == 'cell' for c in res['cells'])
     assert (out / 'vis' / f'{img.stem}.jpg').is_file()
 
 
-def test_infer_argument_errors(assets, folder, tmp_path, capsys):
+def test_infer_argument_errors(assets, folder, tmp_path):
     base = [str(assets['cached_cfg']), str(assets['cached_ckpt']),
             str(folder), '--out-dir', str(tmp_path / 'x')]
-    assert infer_rois.main(base) == 2  # neither detector nor ann file
-    assert 'either with --det-config' in capsys.readouterr().err
+    proc = _run(INFER, base)
+    assert proc.returncode == 2  # neither detector nor ann file
+    assert 'either with --det-config' in proc.stderr
     ann = str(assets['root'] / 'annotations' / 'test.json')
-    assert infer_rois.main(base + ['--ann-file', ann]) == 2
-    assert '--encoder-checkpoint' in capsys.readouterr().err
-    assert infer_rois.main([str(assets['cached_cfg']),
-                            str(assets['cached_ckpt']),
-                            str(tmp_path / 'missing'), '--out-dir',
-                            str(tmp_path / 'y'), '--ann-file', ann]) == 2
-    assert 'neither a file nor a folder' in capsys.readouterr().err
-    assert infer_rois.unique_stems(['a/x.jpg', 'a/x.png', 'a/y.jpg']) == \
+    proc = _run(INFER, base + ['--ann-file', ann])
+    assert proc.returncode == 2
+    assert '--encoder-checkpoint' in proc.stderr
+    proc = _run(INFER, [str(assets['cached_cfg']),
+                        str(assets['cached_ckpt']),
+                        str(tmp_path / 'missing'), '--out-dir',
+                        str(tmp_path / 'y'), '--ann-file', ann])
+    assert proc.returncode == 2
+    assert 'neither a file nor a folder' in proc.stderr
+    assert unique_stems(['a/x.jpg', 'a/x.png', 'a/y.jpg']) == \
         ['x_jpg', 'x_png', 'y']

@@ -1,4 +1,5 @@
-"""Tests of tools/roi_cls/extract_cell_features.py on a tiny real ROI set."""
+"""Tests of tools/roi_cls/extract_cell_features.py (its logic:
+cervdet.datasets.cell_feature_cache) on a tiny real ROI set."""
 import json
 import sys
 
@@ -8,14 +9,12 @@ import torch
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import DATASETS, MODELS
 
+from cervdet.datasets import cell_feature_cache as efx
 from cervdet.datasets.transforms import crop_and_resize
 from conftest import ROOT, run_tool
 
 sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
 import build_roi_set as brs  # noqa: E402
-
-sys.path.insert(0, str(ROOT / 'tools' / 'roi_cls'))
-import extract_cell_features as efx  # noqa: E402
 
 TOOL = ROOT / 'tools' / 'roi_cls' / 'extract_cell_features.py'
 ENCODER = dict(type='ResNet', depth=18, base_channels=8, out_indices=(3, ))
@@ -80,7 +79,7 @@ def _run(tiny, *extra, check=True):
                      *extra], timeout=300, check=check)
 
 
-def test_extract_resume_stale_and_round_trip(tiny, capsys):
+def test_extract_resume_stale_and_round_trip(tiny):
     import cv2
     root = tiny['root']
     proc = _run(tiny)
@@ -107,13 +106,13 @@ def test_extract_resume_stale_and_round_trip(tiny, capsys):
         ref = tiny['encoder'](x)[-1].mean((2, 3)).numpy()
     np.testing.assert_allclose(pooled, ref, rtol=1e-2, atol=1e-2)
 
-    # second run (in process: a subprocess costs ~8 s of imports): all cached
-    args = [str(tiny['cfg']), '--split', 'all', '--checkpoint',
-            str(tiny['ckpt']), '--checkpoint-prefix', 'backbone.',
-            '--no-progress']
-    capsys.readouterr()
-    assert efx.main(args) == 0
-    assert '9 cached and up to date, 0 to extract' in capsys.readouterr().out
+    # second run: all cached
+    args = [sys.executable, TOOL, str(tiny['cfg']), '--split', 'all',
+            '--checkpoint', str(tiny['ckpt']), '--checkpoint-prefix',
+            'backbone.', '--no-progress']
+    proc = run_tool(args, check=False)
+    assert proc.returncode == 0
+    assert '9 cached and up to date, 0 to extract' in proc.stdout
 
     # cached-mode pipeline gives the interface's inputs
     ds = _dataset(root, 'val', [dict(type='LoadCellFeatures'),
@@ -134,11 +133,12 @@ def test_extract_resume_stale_and_round_trip(tiny, capsys):
                                 dict(type='PackROIBagInputs')])
     with pytest.raises(ValueError, match='stale.*extract_cell_features'):
         ds.pipeline(ds.get_data_info(0))
-    capsys.readouterr()
-    assert efx.main(args) == 2
-    assert '1 existing caches are stale' in capsys.readouterr().err
-    assert efx.main(args + ['--force-overwrite']) == 0
-    assert '8 cached and up to date, 1 to extract' in capsys.readouterr().out
+    proc = run_tool(args, check=False)
+    assert proc.returncode == 2
+    assert '1 existing caches are stale' in proc.stderr
+    proc = run_tool(args + ['--force-overwrite'], check=False)
+    assert proc.returncode == 0
+    assert '8 cached and up to date, 1 to extract' in proc.stdout
     assert ds[0]['inputs']['pooled'].shape[0] == info['num_cells']
 
 

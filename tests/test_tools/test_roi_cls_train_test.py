@@ -15,9 +15,6 @@ from conftest import ROOT, free_port, run_tool
 sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
 import build_roi_set as brs  # noqa: E402
 
-sys.path.insert(0, str(ROOT / 'tools' / 'roi_cls'))
-import extract_cell_features as efx  # noqa: E402
-
 CFG_DIR = ROOT / 'configs' / 'roi_cls'
 CPU_CFG = CFG_DIR / \
     'global-local_r18-w32_att-blstm-vit_adamw-cpu_cervical-roi-512.py'
@@ -104,7 +101,9 @@ def _records(work):
 def test_cached_config_dist_train_then_test(roi_set, capsys):
     tmp, root = roi_set
     cfg = _config(tmp, root, CPU_CFG, 'roi_cached.py')
-    assert efx.main([str(cfg), '--split', 'all', '--no-progress']) == 0
+    assert run_tool([sys.executable, ROOT / 'tools' / 'roi_cls' /
+                     'extract_cell_features.py', cfg, '--split', 'all',
+                     '--no-progress']).returncode == 0
     cache = root / 'features' / 'r18-w32-dino_64'
     assert len(list(cache.glob('*.npz'))) == 12
     assert (cache / 'cell_encoder.pth').is_file()

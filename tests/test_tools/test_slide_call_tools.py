@@ -2,8 +2,8 @@
 (``<slide>/cells_topk.npz`` + ``report.json``) and labels CSVs:
 calibrate_thresholds.py, eval_slides.py (aggregator and MIL model, top-k
 hit rate against COCO cell boxes), and the attention-MIL config trained by
-tools/train.py and tested by tools/test.py. The first run of each tool is a
-subprocess; variants call the tool's main() in-process (time budget)."""
+tools/train.py and tested by tools/test.py. Each tool run is a subprocess
+(their logic: cervdet.evaluation.slide_eval)."""
 import json
 import sys
 
@@ -12,16 +12,20 @@ import pytest
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from cervdet.evaluation.metrics.slide_screening_metric import call_grade
 from conftest import ROOT, run_tool
-
-sys.path.insert(0, str(ROOT / 'tools' / 'slide'))
-import calibrate_thresholds as cal_tool  # noqa: E402
-import eval_slides as eval_tool  # noqa: E402
 
 MIL_CFG = ROOT / 'configs' / 'slide_screening' / \
     'attn-mil_topk-32_cervical-fields.py'
 CAL = ROOT / 'tools' / 'slide' / 'calibrate_thresholds.py'
 EVAL = ROOT / 'tools' / 'slide' / 'eval_slides.py'
+
+
+def _run(tool, args):
+    """The tool's exit code, stdout and stderr."""
+    return run_tool([sys.executable, tool] + [str(a) for a in args],
+                    check=False)
+
 
 # slide -> (label, cell scores, cell boxes xyxy); max scores
 # A .95, B .6, F .8 (positives); C .7, D 0 (no cell), E .4 (negatives)
@@ -78,7 +82,7 @@ def hand_set(tmp_path):
     return tmp_path, out, labels, gt
 
 
-def test_calibrate_thresholds(hand_set, capsys):
+def test_calibrate_thresholds(hand_set):
     tmp, out, labels, _ = hand_set
     res = tmp / 'thr.json'
     proc = run_tool([sys.executable, CAL, out, '--labels', labels,
@@ -96,20 +100,21 @@ def test_calibrate_thresholds(hand_set, capsys):
     assert t['ASC-H']['threshold'] == pytest.approx(0.95)
     assert t['HSIL']['specificity_negative'] == pytest.approx(1.)
     assert t['SCC']['threshold'] is None
-    call_grade = cal_tool.call_grade
     assert call_grade(0.7, js) == 'LSIL' and call_grade(0.96, js) == 'HSIL'
     assert call_grade(0.5, js) == 'NILM'
     # refuses to overwrite, then --force-overwrite with a scores CSV
-    assert cal_tool.main([str(out), '--labels', str(labels), '--aggregator',
-                          'max', '--out', str(res)]) == 2
-    assert '--force-overwrite' in capsys.readouterr().err
+    proc = _run(CAL, [str(out), '--labels', str(labels), '--aggregator',
+                      'max', '--out', str(res)])
+    assert proc.returncode == 2
+    assert '--force-overwrite' in proc.stderr
     csv = tmp / 'scores.csv'
     csv.write_text('slide,score\n' + ''.join(
         f'{n},{max(v[1]) if v[1] else 0.}\n' for n, v in SLIDES.items()))
-    assert cal_tool.main([str(csv), '--labels', str(labels), '--out',
-                          str(res), '--grades', 'NILM,ASC-US,LSIL,HSIL',
-                          '--target-sensitivity', '0.5',
-                          '--force-overwrite']) == 0
+    proc = _run(CAL, [str(csv), '--labels', str(labels), '--out',
+                      str(res), '--grades', 'NILM,ASC-US,LSIL,HSIL',
+                      '--target-sensitivity', '0.5',
+                      '--force-overwrite'])
+    assert proc.returncode == 0
     js = json.loads(res.read_text())
     assert js['aggregator'] == 'max'  # recorded for the inferencer
     t = js['thresholds']
@@ -117,18 +122,19 @@ def test_calibrate_thresholds(hand_set, capsys):
     assert t['ASC-US']['threshold'] == pytest.approx(0.8)
     # errors: unknown grade, labelled slide without score
     (tmp / 'bad.csv').write_text('slide,label\nA,CANCER\n')
-    capsys.readouterr()
-    assert cal_tool.main([str(csv), '--labels', str(tmp / 'bad.csv'),
-                          '--out', str(tmp / 'x.json')]) == 2
-    assert "['CANCER'] are not in" in capsys.readouterr().err
+    proc = _run(CAL, [str(csv), '--labels', str(tmp / 'bad.csv'),
+                      '--out', str(tmp / 'x.json')])
+    assert proc.returncode == 2
+    assert "['CANCER'] are not in" in proc.stderr
     (tmp / 'miss.csv').write_text('slide,label\nA,HSIL\nZ,NILM\n')
-    assert cal_tool.main([str(csv), '--labels', str(tmp / 'miss.csv'),
-                          '--out', str(tmp / 'x.json')]) == 2
-    assert "['Z']" in capsys.readouterr().err
+    proc = _run(CAL, [str(csv), '--labels', str(tmp / 'miss.csv'),
+                      '--out', str(tmp / 'x.json')])
+    assert proc.returncode == 2
+    assert "['Z']" in proc.stderr
     assert not (tmp / 'x.json').exists()
 
 
-def test_eval_slides_aggregator_and_hit_rate(hand_set, capsys):
+def test_eval_slides_aggregator_and_hit_rate(hand_set):
     tmp, out, labels, gt = hand_set
     res = tmp / 'eval.json'
     proc = run_tool([sys.executable, EVAL, out, '--labels', labels,
@@ -149,36 +155,41 @@ def test_eval_slides_aggregator_and_hit_rate(hand_set, capsys):
     assert js['top10_hit_rate'] == pytest.approx(2 / 3)
     assert js['hit_rate_slides'] == 3
     # top-1 only: B's hit is its second cell
-    assert eval_tool.main([str(out), '--labels', str(labels), '--aggregator',
-                           'max', '--cell-gt', str(gt), '--topk', '1',
-                           '--out', str(res), '--force-overwrite']) == 0
+    proc = _run(EVAL, [str(out), '--labels', str(labels), '--aggregator',
+                       'max', '--cell-gt', str(gt), '--topk', '1',
+                       '--out', str(res), '--force-overwrite'])
+    assert proc.returncode == 0
     assert json.loads(res.read_text())['top1_hit_rate'] == pytest.approx(
         1 / 3)
     # topk_mean is not in the reports: computed from the bags (k = 10)
-    assert eval_tool.main([str(out), '--labels', str(labels), '--aggregator',
-                           'topk_mean', '--out', str(res),
-                           '--force-overwrite']) == 0
+    proc = _run(EVAL, [str(out), '--labels', str(labels), '--aggregator',
+                       'topk_mean', '--out', str(res),
+                       '--force-overwrite'])
+    assert proc.returncode == 0
     per = {r['slide']: r['score'] for r in json.loads(
         res.read_text())['per_slide']}
     assert per['A'] == pytest.approx((0.2 + 0.95 + 0.5) / 3)
     assert per['D'] == 0.
-    capsys.readouterr()
-    assert eval_tool.main([str(out), '--labels', str(labels), '--aggregator',
-                           'attn', '--out', str(tmp / 'y.json')]) == 2
-    assert "slide_scores['attn']" in capsys.readouterr().err
-    assert eval_tool.main([str(out), '--labels', str(labels), '--out',
-                           str(tmp / 'y.json')]) == 2
-    assert '--aggregator' in capsys.readouterr().err
+    proc = _run(EVAL, [str(out), '--labels', str(labels), '--aggregator',
+                       'attn', '--out', str(tmp / 'y.json')])
+    assert proc.returncode == 2
+    assert "slide_scores['attn']" in proc.stderr
+    proc = _run(EVAL, [str(out), '--labels', str(labels), '--out',
+                       str(tmp / 'y.json')])
+    assert proc.returncode == 2
+    assert '--aggregator' in proc.stderr
     assert not (tmp / 'y.json').exists()
     # a failed slide (report with "error") is missing: error or skipped
     (out / 'E' / 'report.json').write_text(json.dumps(dict(
         slide='E', status='failed', error='OpenSlideError: corrupt')))
-    assert eval_tool.main([str(out), '--labels', str(labels), '--aggregator',
-                           'max', '--out', str(tmp / 'y.json')]) == 2
-    assert "['E']" in capsys.readouterr().err
-    assert eval_tool.main([str(out), '--labels', str(labels), '--aggregator',
-                           'max', '--out', str(tmp / 'y.json'),
-                           '--skip-missing']) == 0
+    proc = _run(EVAL, [str(out), '--labels', str(labels), '--aggregator',
+                       'max', '--out', str(tmp / 'y.json')])
+    assert proc.returncode == 2
+    assert "['E']" in proc.stderr
+    proc = _run(EVAL, [str(out), '--labels', str(labels), '--aggregator',
+                       'max', '--out', str(tmp / 'y.json'),
+                       '--skip-missing'])
+    assert proc.returncode == 0
     js = json.loads((tmp / 'y.json').read_text())
     assert js['num_slides'] == 5 and js['skipped_missing'] == ['E']
     # without E (0.4): lowest positive .6, only D (0) below -> 1 / 5
@@ -261,10 +272,11 @@ default_hooks = dict(logger=dict(interval=1))
                      '--work-dir', tmp_path / 'test'], timeout=600)
     assert 'slide/sens_at_spec90' in proc.stdout + proc.stderr
     res = tmp_path / 'eval_mil.json'
-    assert eval_tool.main([str(root / 'bags'), '--labels',
-                           str(root / 'labels' / 'test.csv'), '--mil-config',
-                           str(cfg), '--mil-checkpoint', str(ckpt), '--out',
-                           str(res)]) == 0
+    proc = _run(EVAL, [str(root / 'bags'), '--labels',
+                       str(root / 'labels' / 'test.csv'), '--mil-config',
+                       str(cfg), '--mil-checkpoint', str(ckpt), '--out',
+                       str(res)])
+    assert proc.returncode == 0
     js = json.loads(res.read_text())
     assert js['auc'] > 0.9 and js['num_slides'] == 40
     assert js['auc'] == pytest.approx(aucs[-1] / 100, abs=1e-6)

@@ -1,6 +1,6 @@
-"""tools/ssl: tile extractor, backbone converter and k-NN evaluation."""
-import csv
-import importlib.util
+"""tools/ssl: tile extractor, backbone converter and k-NN evaluation
+(their logic: cervdet.datasets.ssl_tiles, cervdet.utils.backbone_convert,
+cervdet.evaluation.knn)."""
 import json
 import sys
 from pathlib import Path
@@ -10,6 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from cervdet.datasets import slide_readers as readers
+from cervdet.datasets import ssl_tiles as tiles
+from cervdet.evaluation import knn
+from cervdet.models.selfsup import pool_backbone_output
+from cervdet.utils import backbone_convert as conv
 from conftest import ROOT, run_tool
 
 SSL_TOOLS = ROOT / 'tools' / 'ssl'
@@ -20,158 +25,10 @@ PCN_R18 = ROOT / 'configs' / 'pcn' / \
     'pcn_resnet18-w32_gap_adam-cpu_cervical-patches-bethesda-512.py'
 
 
-def _tool(name):
-    sys.path.insert(0, str(SSL_TOOLS))
-    spec = importlib.util.spec_from_file_location(f'_ssl_{name}',
-                                                  SSL_TOOLS / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tiles = _tool('extract_tiles')
-conv = _tool('convert_backbone')
-knn = _tool('knn_eval')
-
-
 # ----------------------------------------------------------------------------
-# extract_tiles
+# extract_tiles (the extraction itself: tests/test_datasets/test_ssl_tiles.py)
 # ----------------------------------------------------------------------------
-def test_tile_fractions_hand_computed():
-    mask = np.zeros((4, 6), bool)
-    mask[:2, :2] = True          # top-left tile full
-    mask[2:, 2:3] = True         # half of the bottom-middle tile
-    xs, ys = tiles.tile_grid(12, 8, footprint=4, stride=4)
-    assert xs.tolist() == [0, 4, 8] and ys.tolist() == [0, 4]
-    # mask pixel = 2x2 level-0 pixels, a tile = 2x2 mask pixels
-    frac = tiles.tile_tissue_fractions(mask, 2., xs, ys, 4)
-    assert frac.tolist() == [[1., 0., 0.], [0., .5, 0.]]
-    # border tiles that would leave the image are not in the grid
-    assert tiles.tile_grid(11, 8, 4, 4)[0].tolist() == [0, 4]
-
-
-def test_tissue_mask_white_glass_and_stain():
-    img = np.full((64, 64, 3), 245, np.uint8)
-    assert not tiles.tissue_mask(img).any()
-    img[10:30, 10:30] = (150, 90, 170)   # stained (chroma 80)
-    img[40:50, 40:50] = (140, 140, 140)  # dark unstained (105 below glass)
-    m = tiles.tissue_mask(img)
-    assert m[10:30, 10:30].all() and m[40:50, 40:50].all()
-    assert m.sum() == 20 * 20 + 10 * 10
-
-
-def test_extract_real_field_refuse_and_resume(shared_data, tmp_path):
-    field = shared_data / 'tct_field'
-    out = tmp_path / 'tiles'
-    res = tiles.extract_tiles([str(field)], out, tile_size=256,
-                              min_tissue=0.3, progress=False)
-    grid = (4096 // 256) * (2816 // 256)
-    assert 0 < res['kept'] < grid
-    assert res['kept'] + res['skipped_background'] == grid
-    rows = list(csv.DictReader(open(out / 'tiles.csv')))
-    assert len(rows) == res['kept']
-    assert all(float(r['tissue_fraction']) >= 0.3 for r in rows)
-    r0 = rows[0]
-    assert r0['file'] == f"field_4096x2816_x{r0['x']}_y{r0['y']}.jpg"
-    img = cv2.imread(str(out / r0['file']))
-    assert img.shape == (256, 256, 3)
-    ref = cv2.imread(str(field / 'field_4096x2816.jpg'))
-    x, y = int(r0['x']), int(r0['y'])
-    assert np.abs(img.astype(int) - ref[y:y + 256, x:x + 256]).mean() < 4
-    # refuses to overwrite, resumes, then a lower threshold adds tiles
-    with pytest.raises(FileExistsError, match='--resume'):
-        tiles.extract_tiles([str(field)], out, progress=False)
-    more = tiles.extract_tiles([str(field)], out, min_tissue=0.1,
-                               resume=True, progress=False)
-    assert more['existing'] == res['kept'] and more['kept'] > res['kept']
-    # at most N per input, random but reproducible
-    few = tiles.extract_tiles([str(field)], tmp_path / 'few', max_tiles=5,
-                              progress=False)
-    assert few['kept'] == 5
-    assert json.loads((tmp_path / 'few' / 'tiles.json').read_text())[
-        'per_source'][str(field / 'field_4096x2816.jpg')]['not_selected'] > 0
-
-
-def test_extract_white_and_half_blank(tmp_path):
-    rng = np.random.default_rng(0)
-    white = np.clip(245 + rng.normal(0, 2, (1024, 1024, 3)), 0, 255)
-    cv2.imwrite(str(tmp_path / 'white.png'), white.astype(np.uint8))
-    half = white.copy()
-    # stained "cells" on the left 500 px, blank glass on the right
-    half[:, :500] = np.clip(rng.normal((170, 90, 150), 25, (1024, 500, 3)),
-                            0, 255)
-    cv2.imwrite(str(tmp_path / 'half.png'), half.astype(np.uint8))
-    res = tiles.extract_tiles([str(tmp_path / 'white.png')], tmp_path / 'w',
-                              tile_size=128, progress=False)
-    assert res['kept'] == 0 and res['skipped_background'] == 64
-    res = tiles.extract_tiles([str(tmp_path / 'half.png')], tmp_path / 'h',
-                              tile_size=128, progress=False)
-    assert res['kept'] == 32  # columns 0-3 (>= 116/128 tissue) of 8
-
-
-class FakeSlide:
-    """A 2-level slide that records reads (checks no level-0 full decode)."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-        self.level_dimensions = [(2048, 1024), (512, 256)]
-        self.level_downsamples = [1., 4.]
-        self.mpp = 0.25
-        self.reads = []
-
-    dimensions = property(lambda self: self.level_dimensions[0])
-    level_count = property(lambda self: 2)
-
-    def best_level_for_downsample(self, ds):
-        return 1 if ds >= 4 else 0
-
-    def read_region(self, x, y, w, h, level=0):
-        self.reads.append((x, y, w, h, level))
-        img = np.full((h, w, 3), 245, np.uint8)
-        if x < 1024:  # left half stained
-            img[:] = (160, 90, 160)
-        return img
-
-    def thumbnail(self, max_side):
-        img = np.full((128, 256, 3), 245, np.uint8)
-        img[:, :128] = (160, 90, 160)
-        return img, 8.
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        pass
-
-
-def test_wsi_path_reads_regions_at_the_requested_level(tmp_path, monkeypatch):
-    """The WSI path through a stand-in reader (tifffile, openslide and
-    tiffslide are not installed in the test venv)."""
-    slide = FakeSlide(tmp_path / 'slide.svs')
-    slide.path.write_bytes(b'')
-    monkeypatch.setattr(tiles.readers, 'open_slide',
-                        lambda path, backend='auto', mpp=None: slide)
-    # level 1 (4x): 128 px tiles cover 512 level-0 px -> grid 4 x 2
-    res = tiles.extract_tiles([str(slide.path)], tmp_path / 'l1',
-                              tile_size=128, level=1, progress=False)
-    assert res['kept'] == 4 and res['skipped_background'] == 4
-    assert sorted(r[:2] for r in slide.reads) == [
-        (0, 0), (0, 512), (512, 0), (512, 512)]
-    assert all(r[2:] == (128, 128, 1) for r in slide.reads)
-    names = sorted(p.name for p in (tmp_path / 'l1').glob('*.jpg'))
-    assert names[0] == 'slide_x0_y0.jpg' and 'slide_x512_y512.jpg' in names
-    # --mpp 0.5 on a 0.25 mpp slide: 2x, read at level 0 and resized
-    slide.reads.clear()
-    res = tiles.extract_tiles([str(slide.path)], tmp_path / 'mpp',
-                              tile_size=128, mpp=0.5, progress=False)
-    assert res['kept'] == 4 * 4  # 8 x 4 grid of 256 px, left half kept
-    assert {r[2:] for r in slide.reads} == {(256, 256, 0)}
-    assert cv2.imread(str(tmp_path / 'mpp' / 'slide_x0_y0.jpg')).shape == \
-        (128, 128, 3)
-
-
 def test_readers_errors(tmp_path):
-    readers = tiles.readers
     with pytest.raises(FileNotFoundError):
         readers.open_slide(tmp_path / 'missing.jpg')
     wsi = tmp_path / 'a.svs'
@@ -328,9 +185,10 @@ def test_convert_cli_check_detector_config(tmp_path):
     assert 'loaded strictly into model.backbone' in ok.stdout
     # the same detector rejects a full-width ResNet-18 (main() exits 1)
     _fake_dino_ckpt(tmp_path / 'w64.pth', ResNet(depth=18))
-    assert conv.main([str(tmp_path / 'w64.pth'), '--out',
-                      str(tmp_path / 'bad.pth'), '--check-config',
-                      str(RETINANET_R18)]) == 1
+    assert run_tool([sys.executable, SSL_TOOLS / 'convert_backbone.py',
+                     tmp_path / 'w64.pth', '--out', tmp_path / 'bad.pth',
+                     '--check-config', RETINANET_R18],
+                    check=False).returncode == 1
 
 
 # ----------------------------------------------------------------------------
@@ -351,9 +209,10 @@ def test_binary_tables_match_the_real_sets(shared_data):
 
 
 def test_pool_features_shapes():
-    assert knn.pool_features((torch.ones(2, 8, 3, 3), )).shape == (2, 8)
-    assert knn.pool_features(torch.ones(2, 5, 8)).shape == (2, 8)
-    assert knn.pool_features((torch.ones(2, 8), )).shape == (2, 8)
+    # knn_eval pools with the DINO model's pooling (one implementation)
+    assert pool_backbone_output((torch.ones(2, 8, 3, 3), )).shape == (2, 8)
+    assert pool_backbone_output(torch.ones(2, 5, 8)).shape == (2, 8)
+    assert pool_backbone_output((torch.ones(2, 8), )).shape == (2, 8)
 
 
 def _tiny_set(src: Path, dst: Path, n: int):
@@ -396,7 +255,8 @@ def test_knn_eval_cli_rows_transfer_and_json(shared_data, tmp_path):
           for r in rep['results']}
     assert any(f1[('random',) + k[1:]] != v for k, v in f1.items()
                if k[0] == 'dino')
-    assert knn.main([str(a) for a in args[2:]]) == 2  # refuses to overwrite
+    # refuses to overwrite
+    assert run_tool(args, check=False).returncode == 2
 
 
 def test_knn_eval_paper_runs_and_whole_set_transfer(shared_data, tmp_path):
@@ -411,10 +271,12 @@ def test_knn_eval_paper_runs_and_whole_set_transfer(shared_data, tmp_path):
         _fake_dino_ckpt(tmp_path / f'dino{seed}.pth', ResNet(**R18_W32))
         ckpts.append(str(tmp_path / f'dino{seed}.pth'))
     out = tmp_path / 'knn.json'
-    rc = knn.main(['--runs', 'dino=resnet18-w32,' + ','.join(ckpts),
-                   '--data', f'herlev={herlev}', '--data', f'beth={beth}',
-                   '--transfer-whole', 'herlev:beth', '--img-size', '32',
-                   '--topk', '1', '3', '--out', str(out), '--no-progress'])
+    knn_eval = [sys.executable, SSL_TOOLS / 'knn_eval.py']
+    rc = run_tool(knn_eval + [
+        '--runs', 'dino=resnet18-w32,' + ','.join(ckpts), '--data',
+        f'herlev={herlev}', '--data', f'beth={beth}', '--transfer-whole',
+        'herlev:beth', '--img-size', '32', '--topk', '1', '3', '--out',
+        str(out), '--no-progress'], check=False).returncode
     assert rc == 0
     rep = json.loads(out.read_text())
     whole = [r for r in rep['results']
@@ -437,20 +299,20 @@ def test_knn_eval_paper_runs_and_whole_set_transfer(shared_data, tmp_path):
     herlev_rows = [r for r in rep['results'] if r['data'] == 'herlev']
     assert all(len(r['per_split_weighted_f1']) == 2 for r in herlev_rows)
     assert rep['protocol']['transfer_whole'] == ['herlev:beth']
-    assert knn.main(['--runs', 'x=resnet18-w32,a.pth', '--data',
-                     f'herlev={herlev}', '--no-progress']) == 2
-    assert knn.main(['--backbone', 'resnet18-w32', '--data',
-                     f'herlev={herlev}', '--transfer-whole', 'herlev:nope',
-                     '--no-progress']) == 2
+    assert run_tool(knn_eval + ['--runs', 'x=resnet18-w32,a.pth', '--data',
+                                f'herlev={herlev}', '--no-progress'],
+                    check=False).returncode == 2
+    assert run_tool(knn_eval + ['--backbone', 'resnet18-w32', '--data',
+                                f'herlev={herlev}', '--transfer-whole',
+                                'herlev:nope', '--no-progress'],
+                    check=False).returncode == 2
 
 
 def test_knn_eval_bad_arguments(tmp_path):
-    parse = knn.parse_args
     with pytest.raises(ValueError, match='--backbone or --row'):
-        knn.parse_rows(parse(['--data', 'a=b']))
+        knn.parse_rows()  # --data a=b only
     with pytest.raises(ValueError, match='unique'):
-        knn.parse_rows(parse(['--data', 'a=b', '--backbone', 'resnet18',
-                              '--row', 'random=resnet18']))
+        knn.parse_rows(backbone='resnet18', rows=['random=resnet18'])
     with pytest.raises(ValueError, match='neither a preset'):
         knn.build_backbone('resnet999')
     torch.save({'state_dict': {'foo.conv1.weight': torch.zeros(1)}},
@@ -484,8 +346,6 @@ class _FakeOpenSlide:
 
 
 def test_openslide_adapter_alpha_thumbnail_strips():
-    readers = tiles.readers
-
     class Reader(readers._WSIReader):
         strip_pixels = 1000 * 100  # force several strips
 

@@ -15,7 +15,6 @@ def test_users_share_the_definition():
     assert coco_checks.IMG_EXTS is constants.IMG_EXTS
     assert roi_inference.IMAGENET_MEAN is constants.IMAGENET_MEAN
     assert roi_inference.IMAGENET_STD is constants.IMAGENET_STD
-    # slide_readers spells its list out (tools/ssl/extract_tiles.py loads it
-    # by path): it is IMG_EXTS and .webp
+    # slide_readers reads IMG_EXTS and .webp
     assert slide_readers.IMAGE_EXTS == constants.IMG_EXTS + ('.webp', )
     assert set(slide_readers.TIFF_EXTS) <= set(constants.IMG_EXTS)

@@ -4,7 +4,8 @@ RESULT_JSON is a per-ROI file (``OUT/rois/<stem>.json``) or ``results.json``
 (then pick the ROI with ``--index`` or ``--stem``). The cells are coloured by
 attention with their predicted class for the most attended ones, under a
 header with the ROI class and probabilities (see
-:func:`cervdet.visualization.draw_roi`).
+:func:`cervdet.visualization.draw_roi`; the ROI is picked by
+:func:`cervdet.visualization.pick_roi_result`).
 
 Example::
 
@@ -37,41 +38,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def pick_result(data, index: Optional[int], stem: Optional[str],
-                source: str) -> dict:
-    """The ROI result of a per-ROI or a ``results.json`` file.
-
-    Raises:
-        ValueError: If a results.json is given without a valid selection.
-    """
-    if isinstance(data, dict) and 'results' in data:
-        results = data['results']
-        if stem is not None:
-            hits = [r for r in results if r.get('stem') == stem]
-            if not hits:
-                raise ValueError(f'{source}: no ROI with stem {stem!r}')
-            return hits[0]
-        if index is None:
-            if len(results) == 1:
-                return results[0]
-            raise ValueError(f'{source} holds {len(results)} ROIs: choose '
-                             'one with --index or --stem')
-        if not -len(results) <= index < len(results):
-            raise ValueError(f'{source}: --index {index} out of range '
-                             f'({len(results)} ROIs)')
-        return results[index]
-    if not isinstance(data, dict) or 'cells' not in data and \
-            'roi_class' not in data:
-        raise ValueError(f'{source} is not an infer_rois.py result')
-    return data
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command line entry point."""
     args = parse_args(argv)
     import cv2
 
-    from cervdet.visualization import draw_roi
+    from cervdet.visualization import draw_roi, pick_roi_result
     if osp.exists(args.out) and not args.force_overwrite:
         print(f'error: {args.out} exists; pass --force-overwrite to replace '
               'it', file=sys.stderr)
@@ -79,7 +51,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         with open(args.result_json) as f:
             data = json.load(f)
-        result = pick_result(data, args.index, args.stem, args.result_json)
+        result = pick_roi_result(data, args.index, args.stem,
+                                 args.result_json)
     except (OSError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

@@ -1,29 +1,12 @@
 """Precompute the CNN features of every cell of an ROI set (feature cache).
 
-Training the ROI classifier on cached features does not rerun the cell CNN:
-each ROI gets one ``.npz`` holding
-
-- ``pooled``: ``[N, C]`` global average of the stage-4 map,
-- ``maps``: ``[N, C, h, w]`` the stage-4 map (left out with ``--no-maps``),
-- ``boxes``: ``[N, 4]`` the xyxy cell boxes they come from (checked by
-  ``LoadCellFeatures``: a cache whose boxes differ is stale),
-- ``fingerprint``: JSON of the encoder config, checkpoint, crop size and
-  normalisation (a cache with another fingerprint is stale too),
-
-stored as ``--dtype`` (float16 by default). The encoder is the config's
-``cell_encoder`` (an mmpretrain backbone, e.g. ``ResNet`` depth 50 with
-``out_indices=(3, )``), cells are cropped with ``CropCells(cfg.cell_size,
-context=cfg.get('cell_context', 0.))`` and normalised as the model's
-data preprocessor does (see :func:`normalisation`). The cache folder is the
-``feature_cache`` of the split's dataset config (or ``--out-dir``).
-
-The encoder's weights (a loaded checkpoint, or a random initialisation
-seeded with ``--seed``) are written beside the caches as
-``cell_encoder.pth``: ``tools/roi_cls/infer_rois.py --encoder-checkpoint``
-runs the very same CNN from pixels.
-
-Runs are resumable: ROIs whose cache exists and matches are skipped. Caches
-that exist but are stale are only replaced with ``--force-overwrite``.
+Each ROI gets one ``.npz`` (``pooled`` ``[N, C]``, ``maps`` ``[N, C, h, w]``
+unless ``--no-maps``, ``boxes``, ``fingerprint``) in the ``feature_cache``
+of the split's dataset config (or ``--out-dir``), and the encoder weights
+are written beside the caches as ``cell_encoder.pth``
+(:mod:`cervdet.datasets.cell_feature_cache` describes the format). Runs are
+resumable: ROIs whose cache exists and matches are skipped; stale caches are
+only replaced with ``--force-overwrite``.
 
 Example::
 
@@ -32,21 +15,17 @@ Example::
         --checkpoint-prefix backbone.
 """
 import argparse
-import json
-import os
 import os.path as osp
 import sys
-import time
-from typing import Dict, List, Optional, Sequence, Tuple
-
-import numpy as np
-import torch
-from tqdm import tqdm
+from typing import Optional, Sequence
 
 # the checkout's cervdet, as tools/train.py
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
-SPLITS = ('train', 'val', 'test')
+from cervdet.datasets.cell_feature_cache import (  # noqa: E402
+    SPLITS,
+    extract_cell_features,
+)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -84,282 +63,26 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _dataset_cfg(cfg, split: str):
-    """The (unwrapped) dataset config of ``<split>_dataloader``."""
-    loader = cfg.get(f'{split}_dataloader')
-    if not loader or 'dataset' not in loader:
-        return None
-    ds = loader['dataset']
-    while 'dataset' in ds and ds.get('type') != 'ROIBagDataset':
-        ds = ds['dataset']  # dataset wrappers (ClassBalancedDataset, ...)
-    return ds
-
-
-def build_encoder(cfg, checkpoint: Optional[str], prefix: str,
-                  device: str) -> torch.nn.Module:
-    """Build ``cfg.cell_encoder`` (mmpretrain MODELS) and load its weights.
-
-    Raises:
-        ValueError: If the config has no ``cell_encoder``, the checkpoint
-            has no key with ``prefix``, or the encoder would download
-            pretrained weights (pass a local ``--checkpoint`` instead).
-    """
-    from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
-    from mmpretrain.registry import MODELS
-    if 'cell_encoder' not in cfg:
-        raise ValueError('the config has no top-level cell_encoder (an '
-                         'mmpretrain backbone config, e.g. dict(type='
-                         '"ResNet", depth=50, out_indices=(3, )))')
-    enc_cfg = cfg.cell_encoder.copy()
-    init_cfg = enc_cfg.get('init_cfg')
-    if checkpoint:
-        enc_cfg.pop('init_cfg', None)
-    encoder = MODELS.build(enc_cfg)
-    if checkpoint:
-        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) \
-            else ckpt
-        if prefix:
-            state = {k[len(prefix):]: v for k, v in state.items()
-                     if k.startswith(prefix)}
-            if not state:
-                raise ValueError(
-                    f'{checkpoint}: no key starts with --checkpoint-prefix '
-                    f'{prefix!r}; keys look like '
-                    f'{list(ckpt.get("state_dict", ckpt))[:3]}')
-        load_state_dict(encoder, state, strict=False)
-    else:
-        ckpt_path = (init_cfg or {}).get('checkpoint', '') if isinstance(
-            init_cfg, dict) else ''
-        if str(ckpt_path).startswith(('http://', 'https://')):
-            raise ValueError(
-                f'cell_encoder.init_cfg would download {ckpt_path}; nothing '
-                'is downloaded at run time: pass a local file with '
-                '--checkpoint (and --checkpoint-prefix)')
-        if init_cfg:
-            encoder.init_weights()
-        else:
-            print('warning: no --checkpoint and no cell_encoder.init_cfg: '
-                  'the features come from a randomly initialised encoder',
-                  file=sys.stderr)
-    encoder.to(device)
-    encoder.eval()  # (mmpretrain's ResNet.train returns None)
-    return encoder
-
-
-def normalisation(cfg) -> Tuple[np.ndarray, np.ndarray, bool]:
-    """``(mean, std, to_rgb)`` the cell encoder sees in pixel mode.
-
-    The one rule shared with inference from pixels
-    (:func:`cervdet.apis.cell_normalisation`): those of
-    ``cfg.model.data_preprocessor`` when it sets ``mean`` (``to_rgb``
-    defaulting to False, as in ``ROIBagDataPreprocessor``), else ImageNet's
-    mean/std on RGB.
-    """
-    from cervdet.apis import cell_normalisation
-    return cell_normalisation(cfg)
-
-
-def cache_matches(path: str, boxes: np.ndarray, fingerprint: str,
-                  need_maps: bool) -> Optional[bool]:
-    """``None`` when there is no cache, else whether it is up to date."""
-    from cervdet.datasets.transforms import check_cache_boxes
-    if not osp.isfile(path):
-        return None
-    try:
-        with np.load(path) as data:
-            return ('boxes' in data and 'pooled' in data
-                    and (not need_maps or 'maps' in data)
-                    and 'fingerprint' in data
-                    and str(data['fingerprint']) == fingerprint
-                    and check_cache_boxes(data['boxes'], boxes))
-    except Exception:  # unreadable (e.g. truncated) file
-        return False
-
-
-def _save(path: str, arrays: Dict[str, np.ndarray]) -> None:
-    """Write an npz atomically (a crash never leaves a half-written cache)."""
-    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}.npz'
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
-@torch.no_grad()
-def encode(encoder: torch.nn.Module, crops: np.ndarray, mean: np.ndarray,
-           std: np.ndarray, to_rgb: bool, batch_size: int,
-           device: str) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-    """Features of uint8 crops ``[M, 3, S, S]`` (BGR).
-
-    Returns:
-        tuple: ``(pooled [M, C], maps [M, C, h, w] or None)`` on the CPU.
-    """
-    mean_t = torch.from_numpy(mean).view(1, 3, 1, 1).to(device)
-    std_t = torch.from_numpy(std).view(1, 3, 1, 1).to(device)
-    pooled, maps = [], []
-    for start in range(0, len(crops), batch_size):
-        x = torch.from_numpy(crops[start:start + batch_size]).to(device)
-        if to_rgb:
-            x = x.flip(1)
-        x = (x.float() - mean_t) / std_t
-        out = encoder(x)
-        out = out[-1] if isinstance(out, (tuple, list)) else out
-        if out.dim() == 4:  # [B, C, h, w]
-            maps.append(out.cpu())
-            pooled.append(out.mean(dim=(2, 3)).cpu())
-        else:
-            pooled.append(out.reshape(len(x), -1).cpu())
-    return torch.cat(pooled), (torch.cat(maps) if maps else None)
-
-
-ENCODER_FILE = 'cell_encoder.pth'
-
-
-def save_encoder(encoder: torch.nn.Module, path: str,
-                 force_overwrite: bool = False) -> int:
-    """Write the encoder's state dict to ``path`` (``{'state_dict': ...}``).
-
-    An existing file with the same weights is kept; one with other weights
-    is only replaced with ``force_overwrite`` (returns 2 otherwise).
-    """
-    state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
-    if osp.isfile(path):
-        old = torch.load(path, map_location='cpu',
-                         weights_only=True).get('state_dict', {})
-        same = old.keys() == state.keys() and all(
-            torch.equal(old[k], state[k]) for k in state)
-        if same:
-            return 0
-        if not force_overwrite:
-            print(f'error: {path} holds another encoder; pass '
-                  '--force-overwrite to replace it (and its caches) or '
-                  'choose another --out-dir', file=sys.stderr)
-            return 2
-    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-    torch.save(dict(state_dict=state), path)
-    return 0
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command line entry point."""
     args = parse_args(argv)
-    import mmcv
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-
-    import cervdet  # noqa: F401  (registers ROIBagDataset, CropCells, ...)
-    from cervdet.datasets.transforms import crop_and_resize, expand_boxes
-    from mmpretrain.registry import DATASETS
-
-    cfg = Config.fromfile(args.config)
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    if 'cell_size' not in cfg:
-        print(f'error: {args.config} has no top-level cell_size', file=sys.stderr)
+    try:
+        res = extract_cell_features(
+            args.config, args.split, args.checkpoint, args.checkpoint_prefix,
+            args.out_dir, args.batch_size, args.device, args.dtype,
+            args.no_maps, args.force_overwrite, args.seed,
+            progress=not args.no_progress)
+    except (ValueError, FileExistsError) as e:
+        print(f'error: {e}', file=sys.stderr)
         return 2
-    size = int(cfg.cell_size)
-    context = float(cfg.get('cell_context', 0.0))
-    mean, std, to_rgb = normalisation(cfg)
-    fingerprint = json.dumps(dict(
-        cell_encoder=cfg.cell_encoder.to_dict() if hasattr(
-            cfg.cell_encoder, 'to_dict') else dict(cfg.cell_encoder),
-        checkpoint=osp.abspath(args.checkpoint) if args.checkpoint else None,
-        checkpoint_prefix=args.checkpoint_prefix, cell_size=size,
-        cell_context=context, mean=mean.tolist(), std=std.tolist(),
-        to_rgb=to_rgb, dtype=args.dtype, seed=args.seed), sort_keys=True,
-        default=str)
-
-    # ROIs of the requested splits (a split shared by two loaders once)
-    todo: List[dict] = []
-    seen = set()
-    for split in (SPLITS if args.split == 'all' else (args.split, )):
-        ds_cfg = _dataset_cfg(cfg, split)
-        if ds_cfg is None:
-            if args.split != 'all':
-                print(f'error: {args.config} has no {split}_dataloader',
-                      file=sys.stderr)
-                return 2
-            continue
-        ds_cfg = ds_cfg.copy()
-        if args.out_dir:
-            ds_cfg['feature_cache'] = osp.abspath(args.out_dir)
-        if not ds_cfg.get('feature_cache'):
-            print(f'error: the {split} dataset of {args.config} has no '
-                  'feature_cache and no --out-dir was given', file=sys.stderr)
-            return 2
-        ds_cfg['pipeline'] = []
-        dataset = DATASETS.build(ds_cfg)
-        for i in range(len(dataset)):
-            info = dataset.get_data_info(i)
-            if info['cache_path'] not in seen:
-                seen.add(info['cache_path'])
-                todo.append(info)
-    states = [cache_matches(info['cache_path'], info['cell_bboxes'],
-                            fingerprint, not args.no_maps) for info in todo]
-    stale = [info['cache_path'] for info, s in zip(todo, states) if s is False]
-    if stale and not args.force_overwrite:
-        print(f'error: {len(stale)} existing caches are stale (other boxes or '
-              f'another encoder/checkpoint), e.g. {stale[:3]}; refusing to '
-              'overwrite them. Pass --force-overwrite to replace them, or '
-              'choose another --out-dir.', file=sys.stderr)
-        return 2
-    run = [info for info, s in zip(todo, states) if s is not True]
-    print(f'{len(todo)} ROIs, {len(todo) - len(run)} cached and up to date, '
-          f'{len(run)} to extract')
-    if not run:
-        return 0
-    torch.manual_seed(args.seed)
-    encoder = build_encoder(cfg, args.checkpoint, args.checkpoint_prefix,
-                            args.device)
-    # The encoder weights beside the caches: tools/roi_cls/infer_rois.py
-    # runs the same CNN from pixels (--encoder-checkpoint).
-    for cache_dir in sorted({osp.dirname(info['cache_path']) for info in run}):
-        code = save_encoder(encoder, osp.join(cache_dir, ENCODER_FILE),
-                            args.force_overwrite)
-        if code:
-            return code
-    dtype = np.float16 if args.dtype == 'float16' else np.float32
-
-    t0, n_cells = time.time(), 0
-    bar = tqdm(total=len(run), unit='roi', desc='cell features',
-               disable=args.no_progress)
-    pending: List[Tuple[dict, np.ndarray]] = []
-
-    def flush() -> None:
-        """Encode the pending ROIs' cells together and write their caches."""
-        nonlocal n_cells
-        crops = np.concatenate([c for _, c in pending])
-        pooled, maps = encode(encoder, crops, mean, std, to_rgb,
-                              args.batch_size, args.device)
-        start = 0
-        for info, c in pending:
-            stop = start + len(c)
-            arrays = dict(pooled=pooled[start:stop].numpy().astype(dtype),
-                          boxes=np.asarray(info['cell_bboxes'], np.float32),
-                          fingerprint=np.array(fingerprint))
-            if maps is not None and not args.no_maps:
-                arrays['maps'] = maps[start:stop].numpy().astype(dtype)
-            _save(info['cache_path'], arrays)
-            start = stop
-            bar.update(1)
-        n_cells += len(crops)
-        pending.clear()
-
-    for info in run:
-        img = mmcv.imread(info['img_path'], channel_order='bgr')
-        if img is None:
-            raise FileNotFoundError(f'cannot read ROI {info["img_path"]}')
-        crops = crop_and_resize(img, expand_boxes(info['cell_bboxes'], context),
-                                size)
-        pending.append((info, crops))
-        if sum(len(c) for _, c in pending) >= args.batch_size:
-            flush()
-    if pending:
-        flush()
-    bar.close()
-    dt = max(time.time() - t0, 1e-9)
-    print(f'extracted {n_cells} cells of {len(run)} ROIs in {dt:.1f} s: '
-          f'{n_cells / dt:.1f} cells/s ({args.device}, batch '
-          f'{args.batch_size}, {size} px)')
+    print(f"{res['num_rois']} ROIs, {res['num_cached']} cached and up to "
+          f"date, {res['num_extracted']} to extract")
+    if res['num_extracted']:
+        dt = res['seconds']
+        print(f"extracted {res['num_cells']} cells of {res['num_extracted']} "
+              f"ROIs in {dt:.1f} s: {res['num_cells'] / dt:.1f} cells/s "
+              f"({args.device}, batch {args.batch_size}, "
+              f"{res['cell_size']} px)")
     return 0
 
 

@@ -36,14 +36,14 @@ import sys
 import time
 import traceback
 from collections import Counter
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 from tqdm import tqdm
 
 # the checkout's cervdet, as tools/train.py
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
-IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
+from cervdet.utils.image_files import list_images, unique_stems  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -82,34 +82,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help='replace an existing OUT/results.json')
     p.add_argument('--no-progress', action='store_true')
     return p.parse_args(argv)
-
-
-def list_images(path: str) -> List[str]:
-    """The image files of a folder (sorted, not recursive) or one image.
-
-    Raises:
-        FileNotFoundError: If ``path`` does not exist or a folder holds no
-            image.
-    """
-    if osp.isfile(path):
-        return [path]
-    if not osp.isdir(path):
-        raise FileNotFoundError(f'input {path} is neither a file nor a '
-                                'folder')
-    files = sorted(osp.join(path, f) for f in os.listdir(path)
-                   if f.lower().endswith(IMG_EXTS)
-                   and osp.isfile(osp.join(path, f)))
-    if not files:
-        raise FileNotFoundError(f'no image ({", ".join(IMG_EXTS)}) in {path}')
-    return files
-
-
-def unique_stems(paths: Sequence[str]) -> List[str]:
-    """Output names: the file stem, with the extension when stems clash."""
-    stems = [osp.splitext(osp.basename(p))[0] for p in paths]
-    counts = Counter(stems)
-    return [s if counts[s] == 1 else osp.basename(p).replace('.', '_')
-            for s, p in zip(stems, paths)]
 
 
 def _write_json(path: str, obj) -> None:

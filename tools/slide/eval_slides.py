@@ -17,6 +17,8 @@ highest-scoring cells (IoU >= ``--iou-thr`` or the cell centre inside the
 box). Ground-truth categories named in ``--normal-classes`` are not
 abnormal. All values are fractions in [0, 1].
 
+The logic is :func:`cervdet.evaluation.slide_eval.evaluate_slides`.
+
 Example::
 
     python tools/slide/eval_slides.py work_dirs/slides_test \\
@@ -29,160 +31,12 @@ import math
 import os
 import os.path as osp
 import sys
-from typing import Dict, Optional, Sequence
+from typing import Optional, Sequence
 
-import numpy as np
-
+# the checkout's cervdet, as tools/train.py
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from calibrate_thresholds import (is_failed, join_labels,  # noqa: E402
-                                  read_reports, report_score)
-
-from cervdet.datasets.slide_bag_dataset import (BAG_FILE,  # noqa: E402
-                                                load_slide_bag)
-from cervdet.evaluation.metrics.slide_screening_metric import (  # noqa: E402
-    screening_summary, sensitivity_at_specificity, topk_hit_rate)
-
-SCORE_AGGREGATORS = {'max': dict(type='MaxScoreAggregator'),
-                     'topk_mean': dict(type='TopKMeanAggregator', k=10)}
-
-
-def box_hits(cells: np.ndarray, gt: np.ndarray,
-             iou_thr: float = 0.3) -> np.ndarray:
-    """Which cells match an abnormal ground-truth box.
-
-    Args:
-        cells (np.ndarray): float [k, 4] xyxy cell boxes.
-        gt (np.ndarray): float [M, 4] xyxy abnormal ground-truth boxes.
-        iou_thr (float): IoU of a match.
-
-    Returns:
-        np.ndarray: bool [k], True when IoU >= ``iou_thr`` with a GT box or
-        the cell centre lies inside one (borders included).
-    """
-    cells = np.asarray(cells, np.float64).reshape(-1, 4)
-    gt = np.asarray(gt, np.float64).reshape(-1, 4)
-    if not len(cells) or not len(gt):
-        return np.zeros(len(cells), bool)
-    lt = np.maximum(cells[:, None, :2], gt[None, :, :2])
-    rb = np.minimum(cells[:, None, 2:], gt[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area_c = np.prod(np.clip(cells[:, 2:] - cells[:, :2], 0, None), 1)
-    area_g = np.prod(np.clip(gt[:, 2:] - gt[:, :2], 0, None), 1)
-    union = area_c[:, None] + area_g[None] - inter
-    iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.)
-    cx = (cells[:, 0] + cells[:, 2]) / 2
-    cy = (cells[:, 1] + cells[:, 3]) / 2
-    inside = ((cx[:, None] >= gt[None, :, 0]) & (cx[:, None] <= gt[None, :, 2])
-              & (cy[:, None] >= gt[None, :, 1])
-              & (cy[:, None] <= gt[None, :, 3]))
-    return ((iou >= iou_thr) | inside).any(axis=1)
-
-
-def load_cell_gt(path: str, normal_classes: Sequence[str]
-                 ) -> Dict[str, np.ndarray]:
-    """Abnormal ground-truth boxes per slide from a COCO JSON.
-
-    Returns:
-        dict: slide name (``file_name`` stem) -> float [M, 4] xyxy.
-    """
-    with open(path, encoding='utf-8') as f:
-        coco = json.load(f)
-    for key in ('images', 'annotations', 'categories'):
-        if key not in coco:
-            raise ValueError(f'{path}: not COCO (no "{key}")')
-    normal = {c.lower() for c in normal_classes}
-    abnormal = {int(c['id']) for c in coco['categories']
-                if str(c['name']).lower() not in normal}
-    stem = {int(i['id']): osp.splitext(osp.basename(i['file_name']))[0]
-            for i in coco['images']}
-    boxes: Dict[str, list] = {s: [] for s in stem.values()}
-    for a in coco['annotations']:
-        if int(a['category_id']) in abnormal:
-            x, y, w, h = (float(v) for v in a['bbox'])
-            boxes[stem[int(a['image_id'])]].append([x, y, x + w, y + h])
-    return {s: np.array(b, np.float64).reshape(-1, 4)
-            for s, b in boxes.items()}
-
-
-def bag_dirs(out_dir: str) -> Dict[str, str]:
-    """slide name -> its folder (name from report.json, else folder)."""
-    try:
-        reports = read_reports(out_dir)
-        return {name: rep['_dir'] for name, rep in reports.items()}
-    except FileNotFoundError:
-        return {d: osp.join(out_dir, d) for d in sorted(os.listdir(out_dir))
-                if osp.isfile(osp.join(out_dir, d, BAG_FILE))}
-
-
-def aggregator_scores(out_dir: str, name: str) -> Dict[str, float]:
-    """Scores of ``name`` from the reports (or from the bags)."""
-    import torch
-    from mmengine.registry import DefaultScope
-    from mmpretrain.registry import MODELS
-    try:
-        reports = read_reports(out_dir)
-    except FileNotFoundError:
-        reports = {}
-    dirs = bag_dirs(out_dir)
-    out, agg = {}, None
-    for slide in sorted(set(reports) | set(dirs)):
-        s = report_score(reports[slide], name) if slide in reports else None
-        if slide in reports and is_failed(reports[slide]):
-            continue  # a failed slide has no score (see --skip-missing)
-        if s is None:
-            if name not in SCORE_AGGREGATORS or slide not in dirs:
-                where = reports[slide]['_path'] if slide in reports else slide
-                raise ValueError(f'{where}: no slide_scores[{name!r}]; choose '
-                                 'another --aggregator (or max / topk_mean, '
-                                 'computed from cells_topk.npz)')
-            if agg is None:
-                import cervdet  # noqa: F401
-                with DefaultScope.overwrite_default_scope('mmpretrain'):
-                    agg = MODELS.build(SCORE_AGGREGATORS[name])
-            bag = load_slide_bag(osp.join(dirs[slide], BAG_FILE))
-            sc = torch.from_numpy(bag['scores'])[None]
-            s = float(agg(sc, torch.ones_like(sc, dtype=torch.bool))[0])
-        out[slide] = s
-    return out
-
-
-def mil_scores(out_dir: str, config: str, checkpoint: str,
-               device: str = 'cpu', batch_size: int = 16) -> Dict[str, float]:
-    """Slide scores of a trained :class:`SlideMILClassifier`."""
-    import torch
-    from mmengine.config import Config
-    from mmengine.registry import DefaultScope
-    from mmengine.runner import load_checkpoint
-    from mmpretrain.registry import MODELS
-    from mmpretrain.structures import DataSample
-
-    import cervdet  # noqa: F401
-    cfg = Config.fromfile(config)
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
-    model.to(device).eval()
-    dirs = bag_dirs(out_dir)
-    if not dirs:
-        raise FileNotFoundError(f'{out_dir} holds no <slide>/{BAG_FILE}')
-    names, out = sorted(dirs), {}
-    from tqdm import tqdm
-    for i in tqdm(range(0, len(names), batch_size), desc='slides',
-                  unit='batch', disable=not sys.stderr.isatty()):
-        chunk = names[i:i + batch_size]
-        bags = [load_slide_bag(osp.join(dirs[n], BAG_FILE)) for n in chunk]
-        inputs = [dict(scores=torch.from_numpy(b['scores']),
-                       feats=torch.from_numpy(b['feats']),
-                       bboxes=torch.from_numpy(b['bboxes'])) for b in bags]
-        samples = [DataSample(metainfo=dict(slide=n)) for n in chunk]
-        with torch.no_grad():
-            data = model.data_preprocessor(
-                dict(inputs=inputs, data_samples=samples))
-            preds = model(**data, mode='predict')
-        out.update({n: float(p.slide_score) for n, p in zip(chunk, preds)})
-    return out
+from cervdet.evaluation.slide_eval import evaluate_slides  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -224,65 +78,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               '--force-overwrite to replace it, or choose another --out.',
               file=sys.stderr)
         return 2
-    use_mil = args.mil_config is not None or args.mil_checkpoint is not None
-    if use_mil == (args.aggregator is not None):
-        print('error: give either --aggregator NAME or --mil-config and '
-              '--mil-checkpoint', file=sys.stderr)
-        return 2
-    if use_mil and not (args.mil_config and args.mil_checkpoint):
-        print('error: --mil-config needs --mil-checkpoint (and vice versa)',
-              file=sys.stderr)
-        return 2
-    if not osp.isdir(args.out_dir):
-        print(f'error: {args.out_dir} is not a folder', file=sys.stderr)
-        return 2
-    negatives = {s.strip().lower() for s in args.negative_labels.split(',')}
     try:
-        scores = (mil_scores(args.out_dir, args.mil_config,
-                             args.mil_checkpoint, args.device)
-                  if use_mil else
-                  aggregator_scores(args.out_dir, args.aggregator))
-        slides, labels, values, missing = join_labels(
-            scores, args.labels, args.skip_missing)
-        y = np.array([lab.lower() not in negatives for lab in labels])
-        summ = screening_summary(y, values, 0.9)
-        res = dict(
-            tool='tools/slide/eval_slides.py', out_dir=osp.abspath(
-                args.out_dir), labels=osp.abspath(args.labels),
-            source=('mil:' + args.mil_checkpoint) if use_mil
-            else args.aggregator,
-            num_slides=len(slides), num_positive=summ['num_positive'],
-            num_negative=summ['num_negative'], auc=summ['auc'],
-            sensitivity_at_spec={'0.9': summ['sensitivity']},
-            threshold_at_spec={'0.9': summ['threshold']},
-            triage_share_at_full_sensitivity=summ['triage_share'],
-            skipped_missing=missing)
-        if abs(args.spec - 0.9) > 1e-12:
-            sens, thr = sensitivity_at_specificity(y, values, args.spec,
-                                                   return_threshold=True)
-            res['sensitivity_at_spec'][f'{args.spec:g}'] = sens
-            res['threshold_at_spec'][f'{args.spec:g}'] = thr
-        if args.cell_gt:
-            gt = load_cell_gt(args.cell_gt, [
-                c.strip() for c in args.normal_classes.split(',')])
-            dirs = bag_dirs(args.out_dir)
-            hits, no_gt = [], []
-            for slide, pos in zip(slides, y):
-                if not pos:
-                    continue
-                if slide not in gt or not len(gt[slide]) or slide not in dirs:
-                    no_gt.append(slide)
-                    continue
-                bag = load_slide_bag(osp.join(dirs[slide], BAG_FILE))
-                order = np.argsort(-bag['scores'], kind='stable')
-                top = bag['bboxes'][order[:args.topk]]
-                hits.append(box_hits(top, gt[slide], args.iou_thr))
-            res[f'top{args.topk}_hit_rate'] = topk_hit_rate(hits, args.topk)
-            res['hit_rate_slides'] = len(hits)
-            res['hit_rate_slides_without_gt'] = no_gt
-        res['per_slide'] = [dict(slide=s, label=lab, positive=bool(p),
-                                 score=float(v))
-                            for s, lab, p, v in zip(slides, labels, y, values)]
+        res = evaluate_slides(
+            args.out_dir, args.labels, aggregator=args.aggregator,
+            mil_config=args.mil_config, mil_checkpoint=args.mil_checkpoint,
+            negative_labels=args.negative_labels.split(','),
+            cell_gt=args.cell_gt,
+            normal_classes=args.normal_classes.split(','), topk=args.topk,
+            iou_thr=args.iou_thr, spec=args.spec, device=args.device,
+            skip_missing=args.skip_missing)
     except (ValueError, FileNotFoundError, KeyError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
