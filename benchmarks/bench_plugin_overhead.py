@@ -313,8 +313,7 @@ def main(argv=None):
     sys.path.insert(0, str(work))  # bench_cpu_hook (the configs import it)
     data = args.data_root.resolve() if args.data_root else None
     if data is None:
-        sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
-        from build_mosaic import build_mosaic_dataset
+        from cervdet.datasets.synthesis import build_mosaic_dataset
         data = work / 'mosaic'
         if not (data / 'annotations' / 'train.json').is_file():
             kw = dict(img_size=256, num_train=8, num_val=2, num_test=2) \

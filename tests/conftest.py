@@ -113,8 +113,7 @@ randomness = dict(seed=0)
 @pytest.fixture(scope='session')
 def tiny_mosaic(tmp_path_factory, shared_data):
     """A small 256x256 mosaic set (real crops) built once per test session."""
-    sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
-    from build_mosaic import build_mosaic_dataset
+    from cervdet.datasets.synthesis import build_mosaic_dataset
     out = tmp_path_factory.mktemp('tiny_mosaic') / 'mosaic'
     build_mosaic_dataset(
         out, data_root=shared_data, source='bethesda', preset='512',

@@ -35,8 +35,7 @@ EPOCHS = 40
 
 @pytest.fixture(scope='module')
 def learn_mosaic(tmp_path_factory, shared_data):
-    sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
-    from build_mosaic import build_mosaic_dataset
+    from cervdet.datasets.synthesis import build_mosaic_dataset
     out = tmp_path_factory.mktemp('learn') / 'mosaic'
     build_mosaic_dataset(
         out, data_root=shared_data, source='bethesda', preset='512',
