@@ -8,11 +8,9 @@ import torch
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import DATASETS, MODELS
 
+from cervdet.datasets import roi_sets as brs
 from cervdet.datasets.transforms import crop_and_resize
 from conftest import ROOT, run_tool
-
-sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
-import build_roi_set as brs  # noqa: E402
 
 sys.path.insert(0, str(ROOT / 'tools' / 'roi_cls'))
 import extract_cell_features as efx  # noqa: E402
