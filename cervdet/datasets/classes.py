@@ -44,6 +44,13 @@ CRIC_FOLDER_TO_CLASS: Dict[str, str] = {
 
 NORMAL_CLASS = 'NILM'
 
+#: Herlev (Jantzen et al., 2005) class folders: the normal ones and the
+#: abnormal (dysplasia / carcinoma) ones, in Herlev's order.
+HERLEV_NORMAL: Tuple[str, ...] = ('normal_superficiel', 'normal_intermediate',
+                                  'normal_columnar')
+HERLEV_ABNORMAL: Tuple[str, ...] = ('light_dysplastic', 'moderate_dysplastic',
+                                    'severe_dysplastic', 'carcinoma_in_situ')
+
 #: The six TBS cell classes: NILM, then the abnormal classes in COCO id order
 #: (CRIC's ``bethesda6`` label set; the cell classes of the CRIC ROI sets).
 BETHESDA6_CLASSES: Tuple[str, ...] = (NORMAL_CLASS, ) + BETHESDA_CLASSES
@@ -70,7 +77,6 @@ BETHESDA_SEVERITY_ORDER: Tuple[str, ...] = ('NILM', 'ASC-US', 'LSIL', 'ASC-H',
 #: Bethesda labels): the normal folders are NILM, light dysplasia LSIL,
 #: moderate / severe dysplasia and carcinoma in situ HSIL.
 HERLEV_FOLDER_TO_CELL_CLASS: Dict[str, str] = {
-    'normal_superficiel': 'NILM', 'normal_intermediate': 'NILM',
-    'normal_columnar': 'NILM', 'light_dysplastic': 'LSIL',
-    'moderate_dysplastic': 'HSIL', 'severe_dysplastic': 'HSIL',
-    'carcinoma_in_situ': 'HSIL'}
+    **{f: NORMAL_CLASS for f in HERLEV_NORMAL},
+    HERLEV_ABNORMAL[0]: 'LSIL',
+    **{f: 'HSIL' for f in HERLEV_ABNORMAL[1:]}}

@@ -37,6 +37,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from cervdet.utils.constants import IMG_EXTS
+
 from .classes import BETHESDA6_CLASSES, BETHESDA_CLASSES
 
 #: CRIC's ``bethesda_system`` values -> the short TBS names cervdet uses.
@@ -66,7 +68,6 @@ CRIC_NATIVE_SIZE: Tuple[int, int] = (1376, 1020)
 DEFAULT_BOX_SIZE_PX: float = 100.0
 REQUIRED_COLUMNS = ('image_id', 'image_filename', 'cell_id',
                     'bethesda_system', 'nucleus_x', 'nucleus_y')
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp')
 SPLITS = ('train', 'val', 'test')
 
 
@@ -221,7 +222,7 @@ def find_images(stems: Sequence[str],
         by_stem = {
             p.stem: p
             for p in sorted(d.iterdir())
-            if p.suffix.lower() in IMAGE_SUFFIXES
+            if p.suffix.lower() in IMG_EXTS
         }
         for s in stems:
             if s not in found and s in by_stem:

@@ -1,4 +1,5 @@
-"""Tests of tools/dataset_converters/herlev_binary_split.py on real Herlev."""
+"""Tests of tools/dataset_converters/herlev_binary_split.py and its logic,
+cervdet.datasets.converters.herlev, on real Herlev."""
 import json
 import sys
 
@@ -8,10 +9,8 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import DATASETS
 
+import cervdet.datasets.converters.herlev as hbs
 from conftest import ROOT, run_tool
-
-sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
-import herlev_binary_split as hbs  # noqa: E402
 
 TOOL = ROOT / 'tools' / 'dataset_converters' / 'herlev_binary_split.py'
 CONFIG = (ROOT / 'configs' / 'roi_cls' / 'cell_encoder' /

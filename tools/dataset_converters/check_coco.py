@@ -20,17 +20,14 @@ Example::
 """
 import argparse
 import json
+import os.path as osp
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(PROJECT_ROOT))
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
-from cervdet.datasets.coco_checks import (check_coco,  # noqa: E402
-                                          format_report)
-
-__all__ = ['check_coco', 'format_report', 'parse_args', 'main']
+from cervdet.datasets.coco_checks import check_coco, format_report  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -19,18 +19,27 @@ see ``docs/data_preparation.md``) clipped to the image. ``--label-set``:
 The full CRIC download (400 native PNGs) works the same way.
 """
 import argparse
-import json
-import os
-import shutil
+import os.path as osp
 import sys
 from pathlib import Path
 
-from cervdet.datasets.cric import (CRIC_NATIVE_SIZE, DEFAULT_BOX_SIZE_PX,
-                                   LABEL_SETS, SPLITS, CricError,
-                                   build_cric_coco)
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+
+from cervdet.datasets.converters.cric_files import (  # noqa: E402
+    existing_annotation_files,
+    write_cric_coco,
+)
+from cervdet.datasets.cric import (  # noqa: E402
+    CRIC_NATIVE_SIZE,
+    DEFAULT_BOX_SIZE_PX,
+    LABEL_SETS,
+    CricError,
+    build_cric_coco,
+)
 
 
-def parse_args(argv=None):
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the command line."""
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--csv', required=True, help="CRIC's classifications.csv")
     p.add_argument('--img-dir', action='append', required=True,
@@ -70,11 +79,10 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
+    """Command line entry point (0 on success, 2 on bad input)."""
     args = parse_args(argv)
     out = Path(args.out_dir)
-    ann_dir = out / 'annotations'
-    existing = [ann_dir / f'{s}.json' for s in SPLITS
-                if (ann_dir / f'{s}.json').exists()]
+    existing = existing_annotation_files(out)
     if existing and not args.overwrite:
         print(f'error: {existing[0]} exists; nothing written. Fix: another '
               '--out-dir, or --overwrite to replace it.', file=sys.stderr)
@@ -91,31 +99,9 @@ def main(argv=None) -> int:
     except CricError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    ann_dir.mkdir(parents=True, exist_ok=True)
-    if args.link != 'none':
-        img_out = out / 'images'
-        img_out.mkdir(exist_ok=True)
-        for src in paths.values():
-            dst = img_out / src.name
-            if dst.is_symlink() or dst.exists():
-                dst.unlink()
-            if args.link == 'symlink':
-                os.symlink(src.resolve(), dst)
-            else:
-                shutil.copy2(src, dst)
-    for sp, coco in cocos.items():
-        tmp = ann_dir / f'.{sp}.json.tmp'
-        tmp.write_text(json.dumps(coco))
-        os.replace(tmp, ann_dir / f'{sp}.json')
-    split_of = {img['file_name']: sp for sp, c in cocos.items()
-                for img in c['images']}
-    (out / 'splits.csv').write_text('file_name,split\n' + ''.join(
-        f'{k},{v}\n' for k, v in sorted(split_of.items())))
-    lines = report.lines()
-    (out / 'report.txt').write_text('\n'.join(lines) + '\n')
-    for line in lines:
+    for line in write_cric_coco(out, cocos, paths, report, args.link):
         print(line)
-    print(f'written: {ann_dir}/{{train,val,test}}.json')
+    print(f'written: {out / "annotations"}/{{train,val,test}}.json')
     return 0
 
 

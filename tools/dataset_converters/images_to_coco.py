@@ -15,6 +15,9 @@ already exists: the categories (ids and names) are copied from it rather
 than renumbered from 0, corrupt images are named (or skipped) instead of
 crashing, and an existing output is never overwritten silently.
 
+Command line of
+:func:`cervdet.datasets.converters.unlabeled_images.images_to_coco`.
+
 Example (semi-supervised training on a labeled COCO set plus a folder)::
 
     python tools/dataset_converters/images_to_coco.py data/unlabeled_tiles \\
@@ -26,67 +29,21 @@ Example (semi-supervised training on a labeled COCO set plus a folder)::
 """
 import argparse
 import json
+import os.path as osp
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
-from PIL import Image, UnidentifiedImageError
-from tqdm import tqdm
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp')
-
-
-def list_images(img_dir: Path, recursive: bool = False) -> List[Path]:
-    """Image files of a folder, sorted (relative order = COCO id order)."""
-    img_dir = Path(img_dir)
-    if not img_dir.is_dir():
-        raise FileNotFoundError(f'image folder {img_dir} does not exist')
-    pattern = '**/*' if recursive else '*'
-    return sorted(p for p in img_dir.glob(pattern)
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def image_size(path: Path) -> Tuple[int, int]:
-    """(width, height) from the image header; raises ValueError naming the
-    file when it cannot be read."""
-    try:
-        with Image.open(path) as im:
-            im.verify()  # checks the file structure without decoding pixels
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f'{path}: not a readable image ({err}); remove or '
-                         're-export it, or pass --skip-bad') from err
-
-
-def images_to_coco(img_dir: Path, categories: List[dict],
-                   recursive: bool = False,
-                   skip_bad: bool = False) -> Tuple[dict, List[str]]:
-    """COCO dict of the folder's images (``annotations: []``).
-
-    Returns:
-        tuple: the COCO dict and the list of skipped (bad) files.
-    """
-    files = list_images(img_dir, recursive)
-    if not files:
-        raise ValueError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in '
-                         f'{img_dir}' + ('' if recursive else
-                                         ' (sub-folders: pass --recursive)'))
-    images, bad = [], []
-    for path in tqdm(files, desc='reading image sizes', unit='img'):
-        try:
-            w, h = image_size(path)
-        except ValueError as err:
-            if not skip_bad:
-                raise
-            bad.append(str(err))
-            continue
-        images.append(dict(id=len(images) + 1, width=int(w), height=int(h),
-                           file_name=path.relative_to(img_dir).as_posix()))
-    return dict(images=images, annotations=[], categories=categories), bad
+from cervdet.datasets.converters.unlabeled_images import (  # noqa: E402
+    categories_from,
+    images_to_coco,
+)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse the command line."""
     p = argparse.ArgumentParser(
         description='A folder of unlabeled images -> COCO file without '
                     'annotations (the unlabeled source of semi-supervised '
@@ -112,11 +69,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.out.exists() and not args.force_overwrite:
             raise FileExistsError(f'{args.out} exists; pass --force-overwrite '
                                   'to replace it or choose another --out')
-        labeled = json.loads(args.categories_from.read_text())
-        categories = labeled.get('categories') or []
-        if not categories:
-            raise ValueError(f'{args.categories_from}: no "categories"; give '
-                             'the labeled COCO file of the same classes')
+        categories = categories_from(args.categories_from)
         coco, bad = images_to_coco(args.img_dir, categories, args.recursive,
                                    args.skip_bad)
     except (OSError, ValueError, json.JSONDecodeError) as err:

@@ -2,14 +2,18 @@
 -> a COCO file that mmdet's unlabeled CocoDataset reads."""
 import json
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-TOOLS = Path(__file__).resolve().parents[3] / 'tools' / 'dataset_converters'
-sys.path.insert(0, str(TOOLS))
-import images_to_coco as itc  # noqa: E402
+from conftest import ROOT, run_tool
+
+TOOL = ROOT / 'tools' / 'dataset_converters' / 'images_to_coco.py'
+
+
+def _main(args):
+    """Run the tool; its process (exit code, stdout, stderr)."""
+    return run_tool([sys.executable, TOOL, *args], check=False)
 
 
 def _folder(tmp_path, shared_data):
@@ -29,8 +33,8 @@ def test_folder_to_coco_reads_sizes_and_categories(tmp_path, tiny_mosaic,
     folder = _folder(tmp_path, shared_data)
     labeled = tiny_mosaic / 'annotations' / 'train.json'
     out = tmp_path / 'unlabeled.json'
-    assert itc.main([str(folder), '--categories-from', str(labeled),
-                     '--out', str(out), '--recursive']) == 0
+    assert _main([str(folder), '--categories-from', str(labeled),
+                  '--out', str(out), '--recursive']).returncode == 0
     coco = json.loads(out.read_text())
     assert coco['annotations'] == []
     assert coco['categories'] == json.loads(labeled.read_text())['categories']
@@ -49,30 +53,32 @@ def test_folder_to_coco_reads_sizes_and_categories(tmp_path, tiny_mosaic,
                      test_mode=False)
     assert len(ds) == 4 and ds[1]['instances'] == []
     # not overwritten without --force-overwrite
-    assert itc.main([str(folder), '--categories-from', str(labeled),
-                     '--out', str(out)]) == 1
+    assert _main([str(folder), '--categories-from', str(labeled),
+                  '--out', str(out)]).returncode == 1
     assert len(json.loads(out.read_text())['images']) == 4
 
 
-def test_corrupt_image_named_or_skipped(tmp_path, tiny_mosaic, shared_data,
-                                        capsys):
+def test_corrupt_image_named_or_skipped(tmp_path, tiny_mosaic, shared_data):
     folder = _folder(tmp_path, shared_data)
     (folder / 'broken.jpg').write_bytes(b'not a jpeg at all')
     labeled = tiny_mosaic / 'annotations' / 'train.json'
     out = tmp_path / 'u.json'
-    assert itc.main([str(folder), '--categories-from', str(labeled),
-                     '--out', str(out)]) == 1
-    err = capsys.readouterr().err
+    proc = _main([str(folder), '--categories-from', str(labeled),
+                  '--out', str(out)])
+    assert proc.returncode == 1
+    err = proc.stderr
     assert 'broken.jpg' in err and '--skip-bad' in err and not out.exists()
-    assert itc.main([str(folder), '--categories-from', str(labeled),
-                     '--out', str(out), '--skip-bad']) == 0
+    proc = _main([str(folder), '--categories-from', str(labeled),
+                  '--out', str(out), '--skip-bad'])
+    assert proc.returncode == 0
     assert len(json.loads(out.read_text())['images']) == 3
-    assert 'broken.jpg' in capsys.readouterr().err
+    assert 'broken.jpg' in proc.stderr
 
 
-def test_empty_folder_error(tmp_path, tiny_mosaic, capsys):
+def test_empty_folder_error(tmp_path, tiny_mosaic):
     (tmp_path / 'empty').mkdir()
-    assert itc.main([str(tmp_path / 'empty'), '--categories-from',
-                     str(tiny_mosaic / 'annotations' / 'train.json'), '--out',
-                     str(tmp_path / 'x.json')]) == 1
-    assert 'no images' in capsys.readouterr().err
+    proc = _main([str(tmp_path / 'empty'), '--categories-from',
+                  str(tiny_mosaic / 'annotations' / 'train.json'), '--out',
+                  str(tmp_path / 'x.json')])
+    assert proc.returncode == 1
+    assert 'no images' in proc.stderr
