@@ -47,7 +47,7 @@ Labels: ``--label-mode binary``: ``normal`` = 0, ``abnormal`` = 1;
 ``multiclass``: ``normal`` = 0, then the abnormal COCO categories in id order.
 
 ``tools/dataset_converters/build_pcn_patches.py`` is the command line.
-Example (the mosaic set of ``build_mosaic.py``)::
+Example (a mosaic set of :mod:`cervdet.datasets.synthesis`)::
 
     python tools/dataset_converters/build_pcn_patches.py \\
         --coco-root data/cervical-mosaic-bethesda-1024 \\

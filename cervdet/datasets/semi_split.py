@@ -44,6 +44,9 @@ mmdet's ``semi_coco_detection.py``)::
                              data_prefix=dict(img='images/train/'),
                              filter_cfg=dict(filter_empty_gt=False))
 
+One module of about 520 lines on purpose: the checks of the input file, the
+protocol and the writer share their helpers and are read together.
+
 ``tools/dataset_converters/split_semi.py`` is the command line::
 
     python tools/dataset_converters/split_semi.py \\
