@@ -6,15 +6,13 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from cervdet.datasets.classes import CELL_TO_ROI_CLASS, ROI_CLASSES
+from cervdet.datasets.classes import CELL_TO_ROI_CLASS, NORMAL_CLASS, ROI_CLASSES
 from cervdet.datasets.synthesis import (
     BackgroundBank,
     CropCache,
-    cell_alpha,
-    crop_background_colour,
-    mask_bbox,
+    balance_and_matte,
     paper_background,
-    paste,
+    paste_cells,
     quilt_background,
 )
 
@@ -117,16 +115,7 @@ def _prepare(crop: np.ndarray, cfg: ROISetConfig, rng: np.random.Generator,
     crop = cv2.resize(np.ascontiguousarray(crop), (nw, nh),
                       interpolation=cv2.INTER_AREA if s < 1 else
                       cv2.INTER_LINEAR)
-    bg = crop_background_colour(crop)
-    if bg is not None:
-        gain = np.clip(colour / np.maximum(bg, 1), 0.8, 1.25)
-        crop = np.clip(crop * gain + 0.5, 0, 255).astype(np.uint8)
-    alpha, _ = cell_alpha(crop)
-    box = mask_bbox(alpha > 0.02)
-    if box is None or (alpha > 0.5).sum() < 16:
-        return None
-    x, y, bw, bh = box
-    return crop[y:y + bh, x:x + bw], alpha[y:y + bh, x:x + bw]
+    return balance_and_matte(crop, colour)
 
 
 def _cell_plan(cfg: ROISetConfig, label: str, groups: Dict[str, List[str]],
@@ -197,13 +186,7 @@ def compose_roi(cfg: ROISetConfig, label: str, pool: Dict[str, List[Path]],
                     f'could not place a single {label} cell in a {size} px '
                     'ROI; lower --crop-scale or raise --roi-size')
     # normal cells are drawn first, abnormal ones on top
-    placed.sort(key=lambda c: c[0] != 'NILM')
-    cells = []
-    for cls, path, pixels, alpha, x, y in placed:
-        paste(canvas, pixels, alpha, x, y)
-        bx, by, bw, bh = mask_bbox(alpha > 0.5)
-        cells.append(dict(category=cls, bbox=[x + bx, y + by, bw, bh],
-                          area=int((alpha > 0.5).sum()), source=path))
+    cells = paste_cells(canvas, placed, NORMAL_CLASS)
     got = roi_label_of([c['category'] for c in cells], mapping)
     if got != label:  # cannot happen: the first cell sets the label
         raise RuntimeError(f'ROI composed as {label} holds cells of {got}')

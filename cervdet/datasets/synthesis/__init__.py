@@ -38,7 +38,13 @@ from .mosaic import (
     negative_flags,
     prepare_out_dir,
 )
-from .placement import find_place, paste, prepare_cell
+from .placement import (
+    balance_and_matte,
+    find_place,
+    paste,
+    paste_cells,
+    prepare_cell,
+)
 from .sources import (
     CRIC_DIR,
     FIELD_FILE,
@@ -58,7 +64,8 @@ __all__ = [
     'make_config', 'cell_alpha', 'crop_background_colour', 'crop_contrast',
     'mask_bbox', 'soft_ellipse', 'build_mosaic_dataset', 'build_split',
     'compose_image', 'negative_flags', 'prepare_out_dir', 'find_place',
-    'paste', 'prepare_cell', 'CRIC_DIR', 'FIELD_FILE', 'SPLITS', 'TCT_DIR',
+    'paste', 'prepare_cell', 'balance_and_matte', 'paste_cells', 'CRIC_DIR',
+    'FIELD_FILE', 'SPLITS', 'TCT_DIR',
     'CropCache', 'list_source_crops', 'split_items', 'split_source_crops',
     'usable_abnormal'
 ]

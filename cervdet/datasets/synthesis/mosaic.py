@@ -21,8 +21,7 @@ from .backgrounds import (
     quilt_background,
 )
 from .config import MosaicConfig, class_names, make_config
-from .matting import mask_bbox
-from .placement import find_place, paste, prepare_cell
+from .placement import find_place, paste_cells, prepare_cell
 from .sources import (
     FIELD_FILE,
     SPLITS,
@@ -108,14 +107,7 @@ def compose_image(cfg: MosaicConfig, pool: Dict, crops: CropCache,
         labels[y:y + solid.shape[0], x:x + solid.shape[1]][solid] = len(areas)
         placed.append((cls, path, pixels, alpha, x, y))
 
-    placed.sort(key=lambda c: c[0] != NORMAL_CLASS)  # normals drawn first
-    cells = []
-    for cls, path, pixels, alpha, x, y in placed:
-        paste(canvas, pixels, alpha, x, y)
-        bx, by, bw, bh = mask_bbox(alpha > 0.5)
-        cells.append(dict(category=cls, bbox=[x + bx, y + by, bw, bh],
-                          area=int((alpha > 0.5).sum()), source=path))
-    return canvas, cells
+    return canvas, paste_cells(canvas, placed, NORMAL_CLASS)
 
 
 def negative_flags(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
