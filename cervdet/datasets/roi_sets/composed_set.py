@@ -16,6 +16,7 @@ from cervdet.datasets.synthesis import (
     SPLITS,
     BackgroundBank,
     CropCache,
+    boxes_per_category,
     load_background_bank,
     prepare_out_dir,
     split_items,
@@ -261,12 +262,9 @@ def build_roi_set(out_dir, crop_root=None,
 
 def split_counts(coco: Dict) -> Dict:
     """ROIs per ROI class and cells per cell class of one annotation dict."""
-    id_to_name = {c['id']: c['name'] for c in coco['categories']}
-    cells = {n: 0 for n in id_to_name.values()}
-    for a in coco['annotations']:
-        cells[id_to_name[a['category_id']]] += 1
     return dict(rois=len(coco['images']), rois_per_class=rois_per_class(coco),
-                cells=len(coco['annotations']), cells_per_class=cells)
+                cells=len(coco['annotations']),
+                cells_per_class=boxes_per_category(coco))
 
 
 __all__ = ['list_crops', 'field_of', 'split_crops', 'pool_by_cell_class',
