@@ -8,6 +8,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from mmdet.utils import register_all_modules
 
@@ -182,3 +184,16 @@ def cric_contract(cric: Path, stems, out: Path) -> Path:
         images=images, annotations=anns,
         categories=[dict(id=k + 1, name=n) for k, n in enumerate(CRIC_ABNORMAL5)])))
     return out
+
+
+def blob_image():
+    """Glass with three stained cells (cytoplasm + darker nucleus) and their
+    boxes: ``(BGR uint8 [200, 300, 3], float32 [3, 4] xyxy)``."""
+    img = np.full((200, 300, 3), (235, 230, 240), np.uint8)
+    cells = [(60, 60, 30), (180, 70, 22), (230, 150, 35)]  # cx, cy, radius
+    for cx, cy, r in cells:
+        cv2.circle(img, (cx, cy), r, (200, 170, 190), -1)
+        cv2.circle(img, (cx + 3, cy - 2), r // 3, (110, 60, 90), -1)
+    gts = np.array([[cx - r, cy - r, cx + r + 1, cy + r + 1]
+                    for cx, cy, r in cells], np.float32)
+    return img, gts

@@ -1,11 +1,11 @@
 """Tests of cervdet.datasets.proposals (cell-candidate proposals for weakly
 supervised detection)."""
-import cv2
 import numpy as np
 import pytest
 
 from cervdet.datasets import proposals as gp
 from cervdet.evaluation.metrics.corloc_metric import box_iou
+from conftest import blob_image
 
 
 def test_box_iou_hand_checked():
@@ -44,20 +44,8 @@ def test_dedupe_and_nms():
     assert gp.nms(boxes[:0], scores[:0], 0.5).shape == (0, )
 
 
-def _blob_image():
-    """Glass with three stained cells (cytoplasm + darker nucleus)."""
-    img = np.full((200, 300, 3), (235, 230, 240), np.uint8)
-    cells = [(60, 60, 30), (180, 70, 22), (230, 150, 35)]  # cx, cy, radius
-    for cx, cy, r in cells:
-        cv2.circle(img, (cx, cy), r, (200, 170, 190), -1)
-        cv2.circle(img, (cx + 3, cy - 2), r // 3, (110, 60, 90), -1)
-    gts = np.array([[cx - r, cy - r, cx + r + 1, cy + r + 1]
-                    for cx, cy, r in cells], np.float32)
-    return img, gts
-
-
 def test_generate_proposals_finds_cells_and_keeps_the_format():
-    img, gts = _blob_image()
+    img, gts = blob_image()
     cfg = gp.ProposalConfig(max_per_img=300, min_size=6)
     bboxes, scores = gp.generate_proposals(img, cfg)
     assert bboxes.dtype == np.float32 and scores.dtype == np.float32

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from cervdet.datasets import proposals as gp
-from conftest import ROOT, run_tool
+from conftest import ROOT, blob_image, run_tool
 
 TOOL = ROOT / 'tools' / 'dataset_converters' / 'generate_proposals.py'
 
@@ -21,18 +21,6 @@ TINY_RECALL_05_FLOOR = 0.8
 def _cli(*args):
     """Run the tool; its completed process (return code, stdout, stderr)."""
     return run_tool([sys.executable, TOOL, *args], check=False)
-
-
-def _blob_image():
-    """Glass with three stained cells (cytoplasm + darker nucleus)."""
-    img = np.full((200, 300, 3), (235, 230, 240), np.uint8)
-    cells = [(60, 60, 30), (180, 70, 22), (230, 150, 35)]  # cx, cy, radius
-    for cx, cy, r in cells:
-        cv2.circle(img, (cx, cy), r, (200, 170, 190), -1)
-        cv2.circle(img, (cx + 3, cy - 2), r // 3, (110, 60, 90), -1)
-    gts = np.array([[cx - r, cy - r, cx + r + 1, cy + r + 1]
-                    for cx, cy, r in cells], np.float32)
-    return img, gts
 
 
 def test_tiny_mosaic_command_line_recall_and_mmdet_loading(
@@ -85,7 +73,7 @@ def test_tiny_mosaic_command_line_recall_and_mmdet_loading(
 
 
 def test_single_file_mode_and_errors(tmp_path):
-    img, gts = _blob_image()
+    img, gts = blob_image()
     img_dir = tmp_path / 'imgs'
     img_dir.mkdir()
     cv2.imwrite(str(img_dir / 'a.png'), img)
