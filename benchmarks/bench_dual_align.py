@@ -66,13 +66,10 @@ def main(argv=None):
     tmp = None
     if not osp.isfile(osp.join(semi, 'train_unlabeled.json')):
         # keep the user's data folder untouched: split into a temporary one
-        sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..',
-                                    'tools', 'dataset_converters'))
-        import split_semi
+        from cervdet.datasets.semi_split import write_semi_split
         tmp = tempfile.mkdtemp(prefix='bench_dual_align_')
-        assert split_semi.main([
-            osp.join(root, 'annotations', 'train.json'), '--out-dir',
-            osp.join(tmp, 'semi'), '--percents', '25', '--seed', '0']) == 0
+        write_semi_split(osp.join(root, 'annotations', 'train.json'),
+                         osp.join(tmp, 'semi'), percents=[25], seed=0)
         semi, split_root = osp.join(tmp, 'semi'), tmp
     datasets = []
     for ds_cfg in cfg.train_dataloader.dataset.datasets:

@@ -38,7 +38,8 @@ import time
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
-CLASSES = ('ASC-US', 'ASC-H', 'LSIL', 'HSIL', 'SCC')
+from cervdet.datasets.classes import BETHESDA_CLASSES as CLASSES  # noqa: E402
+
 W, H, BOX = 688, 510, 60.
 
 

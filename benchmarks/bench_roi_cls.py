@@ -59,8 +59,11 @@ import time
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
-CROP_CLASSES = ('NILM', 'ASC-US', 'ASC-H', 'LSIL', 'HSIL', 'SCC')
-ROI_CLASSES = ['NILM', 'LSIL', 'HSIL']
+from cervdet.datasets.classes import BETHESDA6_CLASSES  # noqa: E402
+from cervdet.datasets.classes import ROI_CLASSES as _ROI_CLASSES  # noqa: E402
+
+CROP_CLASSES = BETHESDA6_CLASSES
+ROI_CLASSES = list(_ROI_CLASSES)
 
 SIZES = dict(
     cpu=dict(

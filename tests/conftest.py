@@ -1,10 +1,15 @@
 """Shared pytest fixtures of cervdet."""
+import csv
+import json
 import os
 import socket
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from mmdet.utils import register_all_modules
 
@@ -132,3 +137,63 @@ def ensure_cric_coco(shared_data: Path) -> None:
         str(src / 'classifications.csv'), '--img-dir', str(src / 'images'),
         '--img-dir', str(src / 'native'), '--out-dir', 'data/cric-cervix'
     ], cwd=ROOT, check=True, capture_output=True)
+
+
+#: The five abnormal classes of the ``abnormal5`` CRIC contract.
+CRIC_ABNORMAL5 = ['ASC-US', 'ASC-H', 'LSIL', 'HSIL', 'SCC']
+CRIC_TBS = {'Negative for intraepithelial lesion': 'NILM'}
+#: CRIC fields (stems) with abnormal and NILM cells, read from the CSV.
+CRIC_TRAIN = ['ba9d94a8fdbaba01220db89cde170b24', '363b6b00d925e5c52694b8f7b678c53b']
+CRIC_TEST = ['ac20a24b37b7e87dcc375e6b7420d40e']
+CRIC_BOX = 46  # px at 688x510, about a nucleus-centred cell
+
+
+def cric_contract(cric: Path, stems, out: Path) -> Path:
+    """A COCO file of the CRIC contract (abnormal5) for ``stems``, written
+    from CRIC's own ``classifications.csv`` (abnormal cells are boxes, NILM
+    cells ``images[].other_points``), independent of the converter."""
+    rows = defaultdict(list)
+    with open(cric / 'classifications.csv') as f:
+        for r in csv.DictReader(f):
+            rows[Path(r['image_filename']).stem].append(r)
+    images, anns = [], []
+    for i, stem in enumerate(stems, 1):
+        w, h = 688, 510
+        pts = []
+        for r in rows[stem]:
+            x = float(r['nucleus_x']) * w / 1376
+            y = float(r['nucleus_y']) * h / 1020
+            cls = CRIC_TBS.get(r['bethesda_system'], r['bethesda_system'])
+            if cls == 'NILM':
+                pts.append(dict(point=[x, y], bethesda_class=cls,
+                                cric_cell_id=int(r['cell_id'])))
+                continue
+            x1, y1 = max(0., x - CRIC_BOX / 2), max(0., y - CRIC_BOX / 2)
+            x2, y2 = min(w, x + CRIC_BOX / 2), min(h, y + CRIC_BOX / 2)
+            anns.append(dict(
+                id=len(anns) + 1, image_id=i,
+                category_id=CRIC_ABNORMAL5.index(cls) + 1,
+                bbox=[x1, y1, x2 - x1, y2 - y1], area=(x2 - x1) * (y2 - y1),
+                iscrowd=0, point=[x, y], cric_cell_id=int(r['cell_id']),
+                bethesda_class=cls))
+        images.append(dict(id=i, file_name=f'{stem}.jpg', width=w, height=h,
+                           cric_image_id=int(rows[stem][0]['image_id']),
+                           source_size=[1376, 1020], other_points=pts))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(dict(
+        images=images, annotations=anns,
+        categories=[dict(id=k + 1, name=n) for k, n in enumerate(CRIC_ABNORMAL5)])))
+    return out
+
+
+def blob_image():
+    """Glass with three stained cells (cytoplasm + darker nucleus) and their
+    boxes: ``(BGR uint8 [200, 300, 3], float32 [3, 4] xyxy)``."""
+    img = np.full((200, 300, 3), (235, 230, 240), np.uint8)
+    cells = [(60, 60, 30), (180, 70, 22), (230, 150, 35)]  # cx, cy, radius
+    for cx, cy, r in cells:
+        cv2.circle(img, (cx, cy), r, (200, 170, 190), -1)
+        cv2.circle(img, (cx + 3, cy - 2), r // 3, (110, 60, 90), -1)
+    gts = np.array([[cx - r, cy - r, cx + r + 1, cy + r + 1]
+                    for cx, cy, r in cells], np.float32)
+    return img, gts

@@ -10,7 +10,6 @@
 """
 import copy
 import re
-import sys
 from collections import OrderedDict
 from pathlib import Path
 
@@ -121,12 +120,9 @@ def test_stage3_pcn_does_not_download_imagenet_weights():
 def test_stage2_with_the_paper_optimiser_learns_on_real_cric_patches(
         shared_data, tmp_path):
     """CPU-size PCN, paper optimiser (Adam 4e-5, all parameters), 60 steps."""
-    sys.path.insert(0, str(ROOT / 'tests' / 'test_tools' /
-                           'test_dataset_converters'))
-    sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
-    import build_pcn_patches as bp
-
-    from test_build_pcn_patches_cric import TRAIN, _contract
+    from cervdet.datasets import pcn_patches as bp
+    from conftest import CRIC_TRAIN as TRAIN
+    from conftest import cric_contract as _contract
     cric = shared_data / 'cric_cervix'
     ann = _contract(cric, TRAIN, tmp_path / 'train.json')
     bp.build_pcn_patches(tmp_path / 'p', {'train': (ann, cric / 'images')},

@@ -1,7 +1,6 @@
 """The class-agnostic YOLOX cell detector of the ROI classifier (detected
 cells, Shi et al. Sec. 2.1): builds, trains a step, reads the CRIC-field
 cell files."""
-import sys
 
 import torch
 from mmengine.config import Config
@@ -39,8 +38,7 @@ def test_yolox_cell_detector_reads_the_field_cells(shared_data, tmp_path):
     from mmdet.registry import DATASETS
     from mmdet.utils import register_all_modules
     register_all_modules()
-    sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
-    import cric_fields_to_roi_set as cf
+    from cervdet.datasets import roi_sets as cf
     out = tmp_path / 'rois'
     cf.build_cric_field_rois(out, data_root=shared_data, limit=6,
                              progress=False)

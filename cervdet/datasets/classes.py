@@ -50,3 +50,33 @@ HERLEV_NORMAL: Tuple[str, ...] = ('normal_superficiel', 'normal_intermediate',
                                   'normal_columnar')
 HERLEV_ABNORMAL: Tuple[str, ...] = ('light_dysplastic', 'moderate_dysplastic',
                                     'severe_dysplastic', 'carcinoma_in_situ')
+
+#: The six TBS cell classes: NILM, then the abnormal classes in COCO id order
+#: (CRIC's ``bethesda6`` label set; the cell classes of the CRIC ROI sets).
+BETHESDA6_CLASSES: Tuple[str, ...] = (NORMAL_CLASS, ) + BETHESDA_CLASSES
+
+#: ROI classes of the ROI classifier (Shi et al., ISBI 2022) in severity
+#: order (index = severity); an ROI takes the class of its worst cell.
+ROI_CLASSES: Tuple[str, ...] = (NORMAL_CLASS, 'LSIL', 'HSIL')
+
+#: How a cell class counts for the ROI label (ours): ASC-US goes with LSIL
+#: (low-grade findings managed alike), ASC-H and SCC with HSIL ("cannot
+#: exclude HSIL" and carcinoma are high grade).
+CELL_TO_ROI_CLASS: Dict[str, str] = {
+    'NILM': 'NILM', 'ASC-US': 'LSIL', 'LSIL': 'LSIL',
+    'ASC-H': 'HSIL', 'HSIL': 'HSIL', 'SCC': 'HSIL'}
+
+#: The six TBS cell classes in increasing severity, the grades of a slide
+#: call. The same names as :data:`BETHESDA6_CLASSES` in another order on
+#: purpose (COCO ids put ASC-H before LSIL; severity puts it after), sorted
+#: by their ROI class of :data:`CELL_TO_ROI_CLASS` (checked by a test).
+BETHESDA_SEVERITY_ORDER: Tuple[str, ...] = ('NILM', 'ASC-US', 'LSIL', 'ASC-H',
+                                            'HSIL', 'SCC')
+
+#: Herlev folder -> cell class of the Herlev ROI sets (ours; Herlev has no
+#: Bethesda labels): the normal folders are NILM, light dysplasia LSIL,
+#: moderate / severe dysplasia and carcinoma in situ HSIL.
+HERLEV_FOLDER_TO_CELL_CLASS: Dict[str, str] = {
+    **{f: NORMAL_CLASS for f in HERLEV_NORMAL},
+    HERLEV_ABNORMAL[0]: 'LSIL',
+    **{f: 'HSIL' for f in HERLEV_ABNORMAL[1:]}}

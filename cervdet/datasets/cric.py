@@ -39,6 +39,8 @@ import numpy as np
 
 from cervdet.utils.constants import IMG_EXTS
 
+from .classes import BETHESDA6_CLASSES, BETHESDA_CLASSES
+
 #: CRIC's ``bethesda_system`` values -> the short TBS names cervdet uses.
 CRIC_TO_TBS: Dict[str, str] = {
     'Negative for intraepithelial lesion': 'NILM',
@@ -49,11 +51,12 @@ CRIC_TO_TBS: Dict[str, str] = {
     'HSIL': 'HSIL',
     'SCC': 'SCC',
 }
-#: Abnormal TBS classes in increasing severity (the order of the COCO ids).
-ABNORMAL_TBS: Tuple[str, ...] = ('ASC-US', 'ASC-H', 'LSIL', 'HSIL', 'SCC')
+#: Abnormal TBS classes in the order of the COCO ids
+#: (:data:`cervdet.datasets.classes.BETHESDA_CLASSES`).
+ABNORMAL_TBS: Tuple[str, ...] = BETHESDA_CLASSES
 #: Category names of each label set, in COCO id order (id = index + 1).
 LABEL_SETS: Dict[str, Tuple[str, ...]] = {
-    'bethesda6': ('NILM', ) + ABNORMAL_TBS,
+    'bethesda6': BETHESDA6_CLASSES,
     'abnormal5': ABNORMAL_TBS,
     'binary': ('normal', 'abnormal'),
 }

@@ -23,6 +23,7 @@ from mmengine.logging import print_log
 from mmengine.utils import is_abs
 
 from .cervical_coco import CervicalCocoDataset
+from .proposals import proposal_key
 
 #: mmdet's default ``PackDetInputs`` meta keys plus the weak labels: use
 #: ``PackDetInputs(meta_keys=WEAK_META_KEYS)`` so that every data sample
@@ -36,17 +37,6 @@ WEAK_META_KEYS: tuple = ('img_id', 'img_path', 'ori_shape', 'img_shape',
 #: ground truth from there, whatever the order of ``LoadAnnotations`` and
 #: ``Resize`` in the pipeline.
 WEAK_TEST_META_KEYS: tuple = WEAK_META_KEYS + ('instances', )
-
-
-def proposal_key(img_path: str) -> str:
-    """Key of an image in a proposal file, as mmdet 3.3 looks it up.
-
-    ``BaseDetDataset.load_proposals`` uses the last folder of ``img_path``
-    and the file name: ``data/mosaic/images/train/a.jpg`` -> ``'train/a.jpg'``
-    (``tools/dataset_converters/generate_proposals.py`` writes these keys).
-    """
-    folder, name = osp.split(str(img_path))
-    return osp.join(osp.split(folder)[-1], name)
 
 
 def select_box_images(img_ids: Sequence[int], positive: Sequence[bool],
@@ -96,6 +86,7 @@ class WeakCocoDataset(CervicalCocoDataset):
       boxes are kept, as evaluation (e.g. ``CorLocMetric``) needs them.
 
     Works with ``proposal_file`` (a pickle of
+    :func:`cervdet.datasets.proposals.generate_for_coco`, i.e.
     ``tools/dataset_converters/generate_proposals.py``, or any file in mmdet's
     format): each data info then holds ``proposals`` (``dict(bboxes=float32
     [N, 4] xyxy, scores=float32 [N])``) for ``LoadProposals``. Proposals are

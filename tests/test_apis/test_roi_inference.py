@@ -88,8 +88,7 @@ test_dataloader = dict(dataset=dict(type='CocoDataset', pipeline=test_pipeline,
 def make_tiny_assets(tmp: Path, crop_root: Path) -> dict:
     """A 2+2+3 ROI set of 192 px real-crop ROIs, two ROI models (cached and
     pixel trained, random weights), an encoder checkpoint and a detector."""
-    sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
-    import build_roi_set as brs
+    from cervdet.datasets import roi_sets as brs
     root = tmp / 'rois'
     brs.build_roi_set(root, crop_root, roi_size=192, cells_per_roi=(4, 7),
                       num_train=2, num_val=2, num_test=3,

@@ -1,7 +1,6 @@
 """WeakCocoDataset: image-level labels (and mixed supervision) from COCO."""
 import json
 import pickle
-import sys
 from pathlib import Path
 
 import cv2
@@ -15,8 +14,6 @@ from cervdet.datasets import (
     WeakCocoDataset,
     select_box_images,
 )
-
-TOOLS = Path(__file__).resolve().parents[2] / 'tools' / 'dataset_converters'
 
 
 def _write_coco(root: Path, num_images: int = 10, negatives=(1, 4, 7)):
@@ -151,8 +148,7 @@ def _pipeline(train: bool, num=300):
 @pytest.fixture(scope='module')
 def tiny_proposal_files(tiny_mosaic, tmp_path_factory):
     """Proposal files of the tiny mosaic's train and val splits."""
-    sys.path.insert(0, str(TOOLS))
-    import generate_proposals as gp
+    from cervdet.datasets import proposals as gp
     out = tmp_path_factory.mktemp('weak_proposals')
     cfg = gp.ProposalConfig(max_per_img=400)
     for split in ('train', 'val'):

@@ -3,7 +3,6 @@ script users run on GPUs with nccl): training finishes, and after it every
 rank holds the same prototype memory bank, proxies and student weights (the
 bank is filled from all ranks' prototypes at every step; DDP syncs the rest).
 """
-import sys
 
 import torch
 
@@ -40,15 +39,11 @@ class DumpBankHook(Hook):
 
 
 def test_two_rank_semi_training_keeps_bank_in_sync(tiny_mosaic, tmp_path):
-    sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
-    import split_semi
+    from cervdet.datasets.semi_split import write_semi_split
     semi_dir = tiny_mosaic / 'annotations' / 'semi'
     if not (semi_dir / 'train_unlabeled.json').is_file():
-        assert split_semi.main([
-            str(tiny_mosaic / 'annotations' / 'train.json'), '--out-dir',
-            str(semi_dir), '--percents', '25', '--seed', '0',
-            '--force-overwrite'
-        ]) == 0
+        write_semi_split(tiny_mosaic / 'annotations' / 'train.json', semi_dir,
+                         percents=[25], seed=0, force_overwrite=True)
     (tmp_path / 'dump_bank_hook.py').write_text(DUMP_HOOK)
     root = str(tiny_mosaic) + '/'
     cfg = tmp_path / 'dual_align_dist.py'

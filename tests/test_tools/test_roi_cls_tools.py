@@ -10,11 +10,9 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import DATASETS, MODELS
 
 from cervdet.datasets import cell_feature_cache as efx
+from cervdet.datasets import roi_sets as brs
 from cervdet.datasets.transforms import crop_and_resize
 from conftest import ROOT, run_tool
-
-sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
-import build_roi_set as brs  # noqa: E402
 
 TOOL = ROOT / 'tools' / 'roi_cls' / 'extract_cell_features.py'
 ENCODER = dict(type='ResNet', depth=18, base_channels=8, out_indices=(3, ))

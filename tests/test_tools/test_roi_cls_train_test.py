@@ -10,10 +10,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from cervdet.datasets import roi_sets as brs
 from conftest import ROOT, free_port, run_tool
-
-sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
-import build_roi_set as brs  # noqa: E402
 
 CFG_DIR = ROOT / 'configs' / 'roi_cls'
 CPU_CFG = CFG_DIR / \

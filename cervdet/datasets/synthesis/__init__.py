@@ -32,13 +32,20 @@ from .matting import (
     soft_ellipse,
 )
 from .mosaic import (
+    boxes_per_category,
     build_mosaic_dataset,
     build_split,
     compose_image,
     negative_flags,
     prepare_out_dir,
 )
-from .placement import find_place, paste, prepare_cell
+from .placement import (
+    balance_and_matte,
+    find_place,
+    paste,
+    paste_cells,
+    prepare_cell,
+)
 from .sources import (
     CRIC_DIR,
     FIELD_FILE,
@@ -57,8 +64,9 @@ __all__ = [
     'quilt_background', 'PRESETS', 'MosaicConfig', 'class_names',
     'make_config', 'cell_alpha', 'crop_background_colour', 'crop_contrast',
     'mask_bbox', 'soft_ellipse', 'build_mosaic_dataset', 'build_split',
-    'compose_image', 'negative_flags', 'prepare_out_dir', 'find_place',
-    'paste', 'prepare_cell', 'CRIC_DIR', 'FIELD_FILE', 'SPLITS', 'TCT_DIR',
-    'CropCache', 'list_source_crops', 'split_items', 'split_source_crops',
-    'usable_abnormal'
+    'compose_image', 'negative_flags', 'prepare_out_dir',
+    'boxes_per_category', 'find_place', 'paste', 'prepare_cell',
+    'balance_and_matte', 'paste_cells', 'CRIC_DIR', 'FIELD_FILE', 'SPLITS',
+    'TCT_DIR', 'CropCache', 'list_source_crops', 'split_items',
+    'split_source_crops', 'usable_abnormal'
 ]

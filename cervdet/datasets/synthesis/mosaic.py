@@ -21,8 +21,7 @@ from .backgrounds import (
     quilt_background,
 )
 from .config import MosaicConfig, class_names, make_config
-from .matting import mask_bbox
-from .placement import find_place, paste, prepare_cell
+from .placement import find_place, paste_cells, prepare_cell
 from .sources import (
     FIELD_FILE,
     SPLITS,
@@ -108,14 +107,7 @@ def compose_image(cfg: MosaicConfig, pool: Dict, crops: CropCache,
         labels[y:y + solid.shape[0], x:x + solid.shape[1]][solid] = len(areas)
         placed.append((cls, path, pixels, alpha, x, y))
 
-    placed.sort(key=lambda c: c[0] != NORMAL_CLASS)  # normals drawn first
-    cells = []
-    for cls, path, pixels, alpha, x, y in placed:
-        paste(canvas, pixels, alpha, x, y)
-        bx, by, bw, bh = mask_bbox(alpha > 0.5)
-        cells.append(dict(category=cls, bbox=[x + bx, y + by, bw, bh],
-                          area=int((alpha > 0.5).sum()), source=path))
-    return canvas, cells
+    return canvas, paste_cells(canvas, placed, NORMAL_CLASS)
 
 
 def negative_flags(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -302,18 +294,32 @@ def build_mosaic_dataset(out_dir, data_root=SHARED_DATA_ROOT,
     return result
 
 
-def _split_counts(coco: Dict) -> Dict:
-    """Images, negatives and boxes per class of one COCO split dict."""
+def boxes_per_category(coco: Dict) -> Dict[str, int]:
+    """Number of annotations of every category of a COCO dict.
+
+    Args:
+        coco (dict): COCO dict with ``categories`` and ``annotations``.
+
+    Returns:
+        dict[str, int]: ``{category name: annotations}`` in the order of
+        ``categories`` (0 for a category without annotation).
+    """
     id_to_name = {c['id']: c['name'] for c in coco['categories']}
     per_class = {n: 0 for n in id_to_name.values()}
     for a in coco['annotations']:
         per_class[id_to_name[a['category_id']]] += 1
+    return per_class
+
+
+def _split_counts(coco: Dict) -> Dict:
+    """Images, negatives and boxes per class of one COCO split dict."""
     return dict(images=len(coco['images']),
                 negatives=sum(bool(i.get('negative')) for i in coco['images']),
-                boxes=len(coco['annotations']), boxes_per_class=per_class)
+                boxes=len(coco['annotations']),
+                boxes_per_class=boxes_per_category(coco))
 
 
 __all__ = [
     'compose_image', 'negative_flags', 'build_split', 'prepare_out_dir',
-    'build_mosaic_dataset'
+    'build_mosaic_dataset', 'boxes_per_category'
 ]

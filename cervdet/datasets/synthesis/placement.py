@@ -1,6 +1,6 @@
 """Placing cells on a canvas: augment and mask a crop, find a free position,
 alpha-blend it."""
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -34,6 +34,24 @@ def prepare_cell(crop: np.ndarray, cfg: MosaicConfig, rng: np.random.Generator,
     nh, nw = max(4, round(h * s)), max(4, round(w * s))
     interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
     crop = cv2.resize(np.ascontiguousarray(crop), (nw, nh), interpolation=interp)
+    return balance_and_matte(crop, target_colour)
+
+
+def balance_and_matte(crop: np.ndarray,
+                      target_colour: Optional[np.ndarray] = None
+                      ) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """White-balance a (resized) crop to the canvas glass and cut its cell out.
+
+    Args:
+        crop (np.ndarray): BGR uint8 ``[h, w, 3]``.
+        target_colour (np.ndarray | None): BGR glass colour of the canvas; the
+            crop's glass is gain-matched to it (gains limited to 0.8-1.25).
+
+    Returns:
+        tuple | None: ``(pixels, alpha)`` trimmed to the alpha support
+        (uint8 ``[h', w', 3]``, float32 ``[h', w']``), or ``None`` if less
+        than 16 solid pixels remain.
+    """
     if target_colour is not None:
         bg = crop_background_colour(crop)
         if bg is not None:
@@ -100,4 +118,30 @@ def paste(canvas: np.ndarray, pixels: np.ndarray, alpha: np.ndarray,
         region * (1 - a) + pixels.astype(np.float32) * a + 0.5, 0, 255).astype(np.uint8)
 
 
-__all__ = ['prepare_cell', 'find_place', 'paste']
+def paste_cells(canvas: np.ndarray, placed: Sequence[Tuple],
+                normal_class: str) -> List[Dict]:
+    """Paste placed cells (normal ones first, the others on top) and box them.
+
+    Args:
+        canvas (np.ndarray): BGR uint8 ``[H, W, 3]``, changed in place.
+        placed (Sequence[tuple]): ``(class, source path, pixels, alpha, x,
+            y)`` per cell, in placing order.
+        normal_class (str): Class drawn first (under the others).
+
+    Returns:
+        list[dict]: ``{'category', 'bbox': [x, y, w, h] of the solid alpha
+        (> 0.5), 'area': solid pixels, 'source'}`` per cell, in drawing
+        order.
+    """
+    cells = []
+    for cls, path, pixels, alpha, x, y in sorted(
+            placed, key=lambda c: c[0] != normal_class):
+        paste(canvas, pixels, alpha, x, y)
+        bx, by, bw, bh = mask_bbox(alpha > 0.5)
+        cells.append(dict(category=cls, bbox=[x + bx, y + by, bw, bh],
+                          area=int((alpha > 0.5).sum()), source=path))
+    return cells
+
+
+__all__ = ['prepare_cell', 'balance_and_matte', 'find_place', 'paste',
+           'paste_cells']

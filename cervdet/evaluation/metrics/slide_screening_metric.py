@@ -30,6 +30,8 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmpretrain.registry import METRICS
 
+from cervdet.datasets.classes import BETHESDA_SEVERITY_ORDER
+
 from .roc_auc import binary_roc_auc
 
 
@@ -135,8 +137,9 @@ def screening_summary(y, s, spec: float = 0.9) -> dict:
                 num_positive=int(y.sum()), num_negative=int((~y).sum()))
 
 
-#: Default ordered Bethesda grades of the slide call (NILM = negative).
-BETHESDA_SLIDE_GRADES = ('NILM', 'ASC-US', 'LSIL', 'ASC-H', 'HSIL', 'SCC')
+#: Default ordered Bethesda grades of the slide call (NILM = negative):
+#: :data:`cervdet.datasets.classes.BETHESDA_SEVERITY_ORDER`.
+BETHESDA_SLIDE_GRADES = BETHESDA_SEVERITY_ORDER
 
 
 def calibrate_grade_thresholds(scores, grades, grade_names: Sequence[str],

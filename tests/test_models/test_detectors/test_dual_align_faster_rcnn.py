@@ -142,15 +142,11 @@ def test_self_mode_refuses_teacher_settings():
 
 @pytest.fixture(scope='module')
 def split_dir(tiny_mosaic):
-    sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
-    import split_semi
+    from cervdet.datasets.semi_split import write_semi_split
     semi_dir = tiny_mosaic / 'annotations' / 'semi'
     if not (semi_dir / 'train_unlabeled.json').is_file():
-        assert split_semi.main([
-            str(tiny_mosaic / 'annotations' / 'train.json'), '--out-dir',
-            str(semi_dir), '--percents', '25', '--seed', '0',
-            '--force-overwrite'
-        ]) == 0
+        write_semi_split(tiny_mosaic / 'annotations' / 'train.json', semi_dir,
+                         percents=[25], seed=0, force_overwrite=True)
     return semi_dir
 
 

@@ -6,9 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-TOOLS = Path(__file__).resolve().parents[2] / 'tools' / 'dataset_converters'
-sys.path.insert(0, str(TOOLS))
-import build_roi_set as brs  # noqa: E402
+from cervdet.datasets import roi_sets as brs
+from conftest import ROOT, run_tool
+
+TOOL = ROOT / 'tools' / 'dataset_converters' / 'build_roi_set.py'
 
 SMALL = dict(roi_size=256, cells_per_roi=(6, 12), num_train=9, num_val=3,
              num_test=3, background='paper', seed=2, source='herlev',
@@ -157,10 +158,11 @@ def test_herlev_dataset_reads_cell_labels(herlev_set):
         assert info['gt_label'] == brs.ROI_CLASSES.index(img['roi_label'])
 
 
-def test_herlev_cli_errors(tmp_path, capsys):
+def test_herlev_cli_errors(tmp_path):
     (tmp_path / 'crops').mkdir()
-    rc = brs.main(['--out-dir', str(tmp_path / 'o'), '--source', 'herlev',
-                   '--crop-root', str(tmp_path / 'crops')])
-    assert rc == 2
-    err = capsys.readouterr().err
+    proc = run_tool([sys.executable, TOOL, '--out-dir', str(tmp_path / 'o'),
+                     '--source', 'herlev', '--crop-root',
+                     str(tmp_path / 'crops')], check=False)
+    assert proc.returncode == 2
+    err = proc.stderr
     assert 'normal_superficiel' in err and '--source herlev' in err

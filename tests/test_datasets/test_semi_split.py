@@ -1,4 +1,5 @@
-"""Tests of tools/dataset_converters/split_semi.py on the tiny mosaic set and
+"""Tests of cervdet.datasets.semi_split and its command line
+tools/dataset_converters/split_semi.py on the tiny mosaic set and
 hand-made files: the paper's protocol (one constant unlabeled set, nested
 labeled fractions of the rest; Chai et al. Sec. 3.2), the remainder option,
 groups, a separate unlabeled file and a file of the CRIC COCO contract."""
@@ -9,11 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-TOOLS = Path(__file__).resolve().parents[3] / 'tools' / 'dataset_converters'
-sys.path.insert(0, str(TOOLS))
-import split_semi as ss  # noqa: E402
+from cervdet.datasets import semi_split as ss
+from conftest import ROOT, run_tool
 
+TOOL = ROOT / 'tools' / 'dataset_converters' / 'split_semi.py'
 PERCENTS = (25, 50, 75, 100)
+
+
+def _main(args):
+    """Run the command line with ``args``; its completed process."""
+    return run_tool([sys.executable, TOOL, *args], check=False)
 
 
 def _ids(path: Path) -> set:
@@ -29,8 +35,8 @@ def split(tiny_mosaic, tmp_path_factory):
     """The remainder-protocol split of the mosaic train file (CLI)."""
     ann = tiny_mosaic / 'annotations' / 'train.json'
     out = tmp_path_factory.mktemp('semi') / 'semi'
-    assert ss.main([str(ann), '--out-dir', str(out), '--seed', '3',
-                    '--protocol', 'remainder']) == 0
+    assert _main([str(ann), '--out-dir', str(out), '--seed', '3',
+                  '--protocol', 'remainder']).returncode == 0
     return ann, out
 
 
@@ -39,7 +45,7 @@ def pool_split(tiny_mosaic, tmp_path_factory):
     """The default (paper) split of the mosaic train file (CLI)."""
     ann = tiny_mosaic / 'annotations' / 'train.json'
     out = tmp_path_factory.mktemp('semi_pool') / 'semi'
-    assert ss.main([str(ann), '--out-dir', str(out), '--seed', '3']) == 0
+    assert _main([str(ann), '--out-dir', str(out), '--seed', '3']).returncode == 0
     return ann, out
 
 
@@ -124,8 +130,8 @@ def test_separate_unlabeled_file(tiny_mosaic, tmp_path):
     unl = tmp_path / 'unlabeled.json'
     unl.write_text(json.dumps(other))
     out = tmp_path / 'semi'
-    assert ss.main([str(ann), '--out-dir', str(out), '--unlabeled-ann',
-                    str(unl), '--percents', '50', '100']) == 0
+    assert _main([str(ann), '--out-dir', str(out), '--unlabeled-ann',
+                  str(unl), '--percents', '50', '100']).returncode == 0
     pool = json.loads(ss.pool_path(out).read_text())
     assert [im['file_name'] for im in pool['images']] == ['u1.png', 'u2.png']
     assert pool['categories'] == src['categories']
@@ -137,8 +143,8 @@ def test_separate_unlabeled_file(tiny_mosaic, tmp_path):
     unl.write_text(json.dumps(other))
     with pytest.raises(ss.CocoSplitError, match='separate set'):
         ss._check_separate(src, other, ann, unl)
-    assert ss.main([str(ann), '--out-dir', str(tmp_path / 'o2'),
-                    '--unlabeled-ann', str(unl)]) == 1
+    assert _main([str(ann), '--out-dir', str(tmp_path / 'o2'),
+                  '--unlabeled-ann', str(unl)]).returncode == 1
 
 
 def test_cric_contract_file(tmp_path):
@@ -165,8 +171,8 @@ def test_cric_contract_file(tmp_path):
     ann.write_text(json.dumps(dict(images=images, annotations=anns,
                                    categories=cats)))
     out = tmp_path / 'semi'
-    assert ss.main([str(ann), '--out-dir', str(out), '--group-by',
-                    'cric_image_id']) == 0
+    assert _main([str(ann), '--out-dir', str(out), '--group-by',
+                  'cric_image_id']).returncode == 0
     pool = json.loads(ss.pool_path(out).read_text())
     assert len(pool['images']) == 6
     assert all('other_points' not in im and 'cric_image_id' in im
@@ -235,8 +241,8 @@ def test_negatives_stratified_on_larger_file():
 def test_deterministic_and_seed_dependent(split, tmp_path):
     ann, out = split
     again = tmp_path / 'again'
-    assert ss.main([str(ann), '--out-dir', str(again), '--seed', '3',
-                    '--protocol', 'remainder']) == 0
+    assert _main([str(ann), '--out-dir', str(again), '--seed', '3',
+                  '--protocol', 'remainder']).returncode == 0
     for p in PERCENTS:
         for a, b in zip(ss.output_paths(out, p, 'remainder'),
                         ss.output_paths(again, p, 'remainder')):
@@ -247,17 +253,19 @@ def test_deterministic_and_seed_dependent(split, tmp_path):
     assert len(seeds) > 1
 
 
-def test_refuses_overwrite(split, capsys):
+def test_refuses_overwrite(split):
     ann, out = split
     before = ss.output_paths(out, 25, 'remainder')[0].read_text()
-    assert ss.main([str(ann), '--out-dir', str(out), '--seed', '4',
-                    '--protocol', 'remainder']) == 1
-    assert '--force-overwrite' in capsys.readouterr().err
+    proc = _main([str(ann), '--out-dir', str(out), '--seed', '4',
+                  '--protocol', 'remainder'])
+    assert proc.returncode == 1
+    assert '--force-overwrite' in proc.stderr
     assert ss.output_paths(out, 25, 'remainder')[0].read_text() == before
-    assert ss.main([str(ann), '--out-dir', str(out), '--seed', '3',
-                    '--protocol', 'remainder', '--force-overwrite']) == 0
+    proc = _main([str(ann), '--out-dir', str(out), '--seed', '3',
+                  '--protocol', 'remainder', '--force-overwrite'])
+    assert proc.returncode == 0
     assert ss.output_paths(out, 25, 'remainder')[0].read_text() == before
-    printed = capsys.readouterr().out
+    printed = proc.stdout
     assert '25%  labeled' in printed and 'unlabeled' in printed
 
 
@@ -271,13 +279,14 @@ def test_refuses_overwrite(split, capsys):
     ('{"images": [{"id": 1}], "categories": [], "annotations": '
      '[{"id": 1, "image_id": 7}]}', 'unknown image ids'),
 ])
-def test_clear_errors(tmp_path, capsys, text, match):
+def test_clear_errors(tmp_path, text, match):
     ann = tmp_path / 'bad.json'
     ann.write_text(text)
     with pytest.raises(ss.CocoSplitError, match=match):
         ss.load_coco(ann)
-    assert ss.main([str(ann), '--out-dir', str(tmp_path / 'o')]) == 1
-    err = capsys.readouterr().err
+    proc = _main([str(ann), '--out-dir', str(tmp_path / 'o')])
+    assert proc.returncode == 1
+    err = proc.stderr
     assert 'bad.json' in err and match.strip('"') in err
     assert not (tmp_path / 'o').exists()
 

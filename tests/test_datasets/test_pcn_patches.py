@@ -1,4 +1,5 @@
-"""tools/dataset_converters/build_pcn_patches.py on real-crop mosaics."""
+"""cervdet.datasets.pcn_patches and tools/dataset_converters/build_pcn_patches.py
+on real-crop mosaics."""
 import json
 import sys
 from pathlib import Path
@@ -8,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-TOOLS = Path(__file__).resolve().parents[3] / 'tools' / 'dataset_converters'
-sys.path.insert(0, str(TOOLS))
-import build_pcn_patches as bp  # noqa: E402
+from cervdet.datasets import pcn_patches as bp
+from cervdet.models.layers import crop_patches, patch_regions
+from conftest import ROOT, run_tool
 
-from cervdet.models.layers import crop_patches, patch_regions  # noqa: E402
+TOOL = ROOT / 'tools' / 'dataset_converters' / 'build_pcn_patches.py'
 
 SIZE = 64
 
@@ -126,5 +127,7 @@ def test_errors_name_the_fix(tiny_mosaic, tmp_path):
     with pytest.raises(ValueError, match='no abnormal box'):
         bp.build_pcn_patches(tmp_path / 'y', {'val': _splits(tiny_mosaic)['val']},
                              normal_classes=names, progress=False)
-    assert bp.main(['--coco-root', str(tiny_mosaic), '--splits', 'val',
-                    '--out-dir', str(out)]) == 2
+    # the command line: an existing --out-dir without --overwrite exits 2
+    assert run_tool([sys.executable, TOOL, '--coco-root', str(tiny_mosaic),
+                     '--splits', 'val', '--out-dir', str(out)],
+                    check=False).returncode == 2

@@ -1,14 +1,11 @@
-"""Tests of tools/dataset_converters/cric_fields_to_roi_set.py: ROIs cut
+"""Tests of cervdet.datasets.roi_sets.cric_fields (the library of
+tools/dataset_converters/cric_fields_to_roi_set.py): ROIs cut
 from the real CRIC fields, labelled by their worst marked cell."""
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-TOOLS = Path(__file__).resolve().parents[3] / 'tools' / 'dataset_converters'
-sys.path.insert(0, str(TOOLS))
-import cric_fields_to_roi_set as cf  # noqa: E402
+from cervdet.datasets import roi_sets as cf
 
 
 def test_window_origins():

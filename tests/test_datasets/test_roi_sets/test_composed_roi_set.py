@@ -1,4 +1,5 @@
-"""Tests of tools/dataset_converters/build_roi_set.py on the real CRIC crops."""
+"""Tests of cervdet.datasets.roi_sets (composed ROI sets) and
+tools/dataset_converters/build_roi_set.py on the real CRIC crops."""
 import json
 import sys
 from pathlib import Path
@@ -6,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-TOOLS = Path(__file__).resolve().parents[3] / 'tools' / 'dataset_converters'
-sys.path.insert(0, str(TOOLS))
-import build_roi_set as brs  # noqa: E402
+from cervdet.datasets import roi_sets as brs
+from conftest import ROOT, run_tool
+
+TOOL = ROOT / 'tools' / 'dataset_converters' / 'build_roi_set.py'
 
 SMALL = dict(roi_size=256, cells_per_roi=(6, 12), num_train=9, num_val=3,
              num_test=3, crop_scale=(0.4, 0.6), background='paper', seed=1,
@@ -120,13 +122,14 @@ def test_boxes_inside_images(roi_set):
             assert 0 <= x and 0 <= y and x + w <= W and y + h <= H
 
 
-def test_refuses_overwrite(roi_set, shared_data, capsys):
+def test_refuses_overwrite(roi_set, shared_data):
     out = Path(roi_set['out_dir'])
     with pytest.raises(FileExistsError, match='--force-overwrite'):
         brs.build_roi_set(out, shared_data / 'cric_crops_bethesda', **SMALL)
-    rc = brs.main(['--out-dir', str(out), '--crop-root',
-                   str(shared_data / 'cric_crops_bethesda'), '--no-progress'])
-    assert rc == 2 and 'refusing to overwrite' in capsys.readouterr().err
+    proc = run_tool([sys.executable, TOOL, '--out-dir', str(out), '--crop-root',
+                     str(shared_data / 'cric_crops_bethesda'), '--no-progress'],
+                    check=False)
+    assert proc.returncode == 2 and 'refusing to overwrite' in proc.stderr
 
 
 def test_bad_settings():

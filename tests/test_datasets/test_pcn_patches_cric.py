@@ -1,63 +1,24 @@
-"""build_pcn_patches.py on the real CRIC fields (COCO contract of cric_to_coco).
+"""cervdet.datasets.pcn_patches and build_pcn_patches.py on the real CRIC fields
+(COCO contract of cric_to_coco).
 
-The COCO files are written here from CRIC's own ``classifications.csv`` in the
-``abnormal5`` form of the contract (abnormal cells are boxes, NILM cells are
-``images[].other_points``), so the test does not depend on the converter.
+The COCO files are written by ``conftest.cric_contract`` from CRIC's own
+``classifications.csv`` in the ``abnormal5`` form of the contract (abnormal
+cells are boxes, NILM cells are ``images[].other_points``), so the test does
+not depend on the converter.
 """
-import csv
 import json
 import sys
-from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / 'tools' / 'dataset_converters'))
-import build_pcn_patches as bp  # noqa: E402
+from cervdet.datasets import pcn_patches as bp
+from conftest import CRIC_TEST as TEST
+from conftest import CRIC_TRAIN as TRAIN
+from conftest import ROOT
+from conftest import cric_contract as _contract
+from conftest import run_tool
 
-ABNORMAL5 = ['ASC-US', 'ASC-H', 'LSIL', 'HSIL', 'SCC']
-TBS = {'Negative for intraepithelial lesion': 'NILM'}
-#: Fields (stems) with abnormal and NILM cells, read from the CSV.
-TRAIN = ['ba9d94a8fdbaba01220db89cde170b24', '363b6b00d925e5c52694b8f7b678c53b']
-TEST = ['ac20a24b37b7e87dcc375e6b7420d40e']
-BOX = 46  # px at 688x510, about a nucleus-centred cell
-
-
-def _contract(cric: Path, stems, out: Path) -> Path:
-    """A COCO file of the CRIC contract (abnormal5) for ``stems``."""
-    rows = defaultdict(list)
-    with open(cric / 'classifications.csv') as f:
-        for r in csv.DictReader(f):
-            rows[Path(r['image_filename']).stem].append(r)
-    images, anns = [], []
-    for i, stem in enumerate(stems, 1):
-        w, h = 688, 510
-        pts = []
-        for r in rows[stem]:
-            x = float(r['nucleus_x']) * w / 1376
-            y = float(r['nucleus_y']) * h / 1020
-            cls = TBS.get(r['bethesda_system'], r['bethesda_system'])
-            if cls == 'NILM':
-                pts.append(dict(point=[x, y], bethesda_class=cls,
-                                cric_cell_id=int(r['cell_id'])))
-                continue
-            x1, y1 = max(0., x - BOX / 2), max(0., y - BOX / 2)
-            x2, y2 = min(w, x + BOX / 2), min(h, y + BOX / 2)
-            anns.append(dict(
-                id=len(anns) + 1, image_id=i,
-                category_id=ABNORMAL5.index(cls) + 1,
-                bbox=[x1, y1, x2 - x1, y2 - y1], area=(x2 - x1) * (y2 - y1),
-                iscrowd=0, point=[x, y], cric_cell_id=int(r['cell_id']),
-                bethesda_class=cls))
-        images.append(dict(id=i, file_name=f'{stem}.jpg', width=w, height=h,
-                           cric_image_id=int(rows[stem][0]['image_id']),
-                           source_size=[1376, 1020], other_points=pts))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(dict(
-        images=images, annotations=anns,
-        categories=[dict(id=k + 1, name=n) for k, n in enumerate(ABNORMAL5)])))
-    return out
+TOOL = ROOT / 'tools' / 'dataset_converters' / 'build_pcn_patches.py'
 
 
 @pytest.fixture(scope='module')
@@ -114,17 +75,22 @@ def test_a_test_field_in_the_patch_set_is_refused(cric_coco, tmp_path):
     assert not (tmp_path / 'r' / 'meta' / 'train.txt').exists()
 
 
-def test_cli_with_one_image_folder(cric_coco, tmp_path, capsys):
+def _main(args):
+    """Run the command line with ``args``; its completed process."""
+    return run_tool([sys.executable, TOOL, *args], check=False)
+
+
+def test_cli_with_one_image_folder(cric_coco, tmp_path):
     root = cric_coco['train'].parents[1]
-    rc = bp.main(['--coco-root', str(root), '--splits', 'train',
+    proc = _main(['--coco-root', str(root), '--splits', 'train',
                   '--img-dir', str(cric_coco['img_dir']),
                   '--forbid-fields', str(cric_coco['test']),
                   '--out-dir', str(tmp_path / 'cli'), '--patch-size', '32'])
-    assert rc == 0
+    assert proc.returncode == 0, proc.stderr
     assert (tmp_path / 'cli' / 'meta' / 'train.txt').stat().st_size > 0
-    rc = bp.main(['--coco-root', str(root), '--splits', 'train', 'test',
+    proc = _main(['--coco-root', str(root), '--splits', 'train', 'test',
                   '--img-dir', str(cric_coco['img_dir']),
                   '--forbid-fields', str(cric_coco['test']),
                   '--out-dir', str(tmp_path / 'cli2'), '--patch-size', '32'])
-    assert rc == 2
-    assert 'forbid-fields' in capsys.readouterr().err
+    assert proc.returncode == 2
+    assert 'forbid-fields' in proc.stderr
