@@ -72,7 +72,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..models.selfsup import pool_backbone_output
+from ..models.utils import pool_backbone_output
 from ..utils.backbone_convert import (
     DEFAULT_SRC_PREFIXES,
     check_load,

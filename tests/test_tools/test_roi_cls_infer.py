@@ -9,13 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from cervdet.testing.roi_assets import make_tiny_roi_assets
 from cervdet.utils.image_files import unique_stems
 from conftest import ROOT, run_tool
-
-# make_tiny_assets builds the test ROI set with tools/dataset_converters/
-# build_roi_set.py: it moves to cervdet.testing with that tool's logic
-sys.path.insert(0, str(ROOT / 'tests' / 'test_apis'))
-from test_roi_inference import make_tiny_assets  # noqa: E402
 
 INFER = ROOT / 'tools' / 'roi_cls' / 'infer_rois.py'
 DRAW = ROOT / 'tools' / 'roi_cls' / 'draw_roi.py'
@@ -29,8 +25,8 @@ def _run(tool, args):
 
 @pytest.fixture(scope='module')
 def assets(shared_data, tmp_path_factory):
-    return make_tiny_assets(tmp_path_factory.mktemp('roi_infer_tool'),
-                            shared_data / 'cric_crops_bethesda')
+    return make_tiny_roi_assets(tmp_path_factory.mktemp('roi_infer_tool'),
+                                shared_data / 'cric_crops_bethesda')
 
 
 @pytest.fixture(scope='module')

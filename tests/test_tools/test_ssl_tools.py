@@ -13,7 +13,7 @@ import torch
 from cervdet.datasets import slide_readers as readers
 from cervdet.datasets import ssl_tiles as tiles
 from cervdet.evaluation import knn
-from cervdet.models.selfsup import pool_backbone_output
+from cervdet.models.utils import pool_backbone_output
 from cervdet.utils import backbone_convert as conv
 from conftest import ROOT, run_tool
 
