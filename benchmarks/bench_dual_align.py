@@ -33,7 +33,6 @@ import tempfile
 import time
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 DEFAULT_CONFIG = ('configs/semi_dual_align/'
                   'dual-align_faster-rcnn_r18_fpn_sgd-cpu_semi-25_'
@@ -55,13 +54,12 @@ def main(argv=None):
     from mmengine.optim import OptimWrapper
     from mmengine.registry import init_default_scope
 
-    from bench_pcn_retinanet import PeakRSS
+    from benchmarks.bench_pcn_retinanet import PeakRSS
     from cervdet.utils.launch import load_config
 
     cfg = load_config(args.config)
     init_default_scope('mmdet')
     root = osp.abspath(args.data_root)
-    split_root = root
     semi = osp.join(root, 'annotations', 'semi')
     tmp = None
     if not osp.isfile(osp.join(semi, 'train_unlabeled.json')):
@@ -70,7 +68,7 @@ def main(argv=None):
         tmp = tempfile.mkdtemp(prefix='bench_dual_align_')
         write_semi_split(osp.join(root, 'annotations', 'train.json'),
                          osp.join(tmp, 'semi'), percents=[25], seed=0)
-        semi, split_root = osp.join(tmp, 'semi'), tmp
+        semi = osp.join(tmp, 'semi')
     datasets = []
     for ds_cfg in cfg.train_dataloader.dataset.datasets:
         ds_cfg = copy.deepcopy(ds_cfg)

@@ -104,8 +104,8 @@ def main(argv=None):
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
 
-    from cervdet.models.utils import build_teacher_model_cfg
     from cervdet.models.losses import fgd_masks
+    from cervdet.models.utils import build_teacher_model_cfg
     from cervdet.utils.launch import load_config
 
     cfg = load_config(args.config)

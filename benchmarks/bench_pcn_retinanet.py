@@ -52,11 +52,11 @@ PCN = ('configs/pcn_retinanet/'
 def build(config: str, topk: int):
     """Model (no downloads, no PCN checkpoint) and its optimizer wrapper."""
     import torch
+    from mmdet.registry import MODELS
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import DefaultScope
 
     from cervdet.utils.launch import load_config
-    from mmdet.registry import MODELS
 
     cfg = load_config(osp.join(ROOT, config))
     cfg.model.backbone.init_cfg = None
@@ -117,7 +117,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import torch
-
     from mmdet.testing import demo_mm_inputs
     cuda = torch.cuda.is_available()
     print(f'machine: {os.cpu_count()} cores, torch {torch.__version__} with '

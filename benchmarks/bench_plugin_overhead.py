@@ -152,8 +152,9 @@ def plain_config(cervdet_cfg: Path, out: Path) -> Path:
         ds = cfg[f'{split}_dataloader']['dataset']
         classes = ds.get('metainfo', {}).get('classes') or classes
     if classes is None:
-        import cervdet  # noqa: F401
         from mmdet.registry import DATASETS
+
+        import cervdet  # noqa: F401
         classes = DATASETS.get(cfg.train_dataloader.dataset.type
                                ).METAINFO['classes']
     for split in ('train', 'val', 'test'):
@@ -271,10 +272,11 @@ def run_train(kind: str, cfg: Path, work: Path, threads: int = 1) -> dict:
 
 def loader_throughput(cfg_path: Path, batches: int) -> float:
     """Images per second of the config's training dataloader alone."""
-    import cervdet  # noqa: F401
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
+
+    import cervdet  # noqa: F401
     cfg = Config.fromfile(str(cfg_path))
     init_default_scope('mmdet')
     loader = Runner.build_dataloader(cfg.train_dataloader)

@@ -43,7 +43,6 @@ def bench_config(config: str, iters: int) -> dict:
     from mmdet.registry import MODELS
     from mmdet.testing import demo_mm_inputs
     from mmengine.optim import build_optim_wrapper
-
     from mmengine.registry import init_default_scope
 
     from cervdet.utils.launch import load_config

@@ -67,11 +67,9 @@ def main():
     from mmengine.config import Config
 
     import cervdet  # noqa: F401
-    from cervdet.apis.slide import (SlideInferencer, TilePipelineDataset,
-                                    collate_tiles)
+    from cervdet.apis.slide import SlideInferencer, TilePipelineDataset, collate_tiles
     from cervdet.datasets.slide_readers import open_slide
-    from cervdet.datasets.slide_tiles import (SlideTileDataset, plan_tiles,
-                                              tissue_mask)
+    from cervdet.datasets.slide_tiles import SlideTileDataset, plan_tiles, tissue_mask
 
     if args.threads:
         torch.set_num_threads(args.threads)

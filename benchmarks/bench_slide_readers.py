@@ -85,8 +85,12 @@ def bench_backends(path: Path, n: int) -> dict:
     from torch.utils.data import DataLoader
 
     from cervdet.datasets.slide_readers import open_slide
-    from cervdet.datasets.slide_tiles import (SlideTileDataset, collate_tiles,
-                                              plan_tiles, tissue_mask)
+    from cervdet.datasets.slide_tiles import (
+        SlideTileDataset,
+        collate_tiles,
+        plan_tiles,
+        tissue_mask,
+    )
     res = {}
     with open_slide(path, backend='tifffile') as r:
         mask, mds = tissue_mask(r)
@@ -134,8 +138,7 @@ def peak_memory_child(path: str, backend: str) -> None:
     printed ``peak - base`` is what the slide itself costs.
     """
     from cervdet.datasets.slide_readers import open_slide
-    from cervdet.datasets.slide_tiles import (SlideTileDataset, plan_tiles,
-                                              tissue_mask)
+    from cervdet.datasets.slide_tiles import SlideTileDataset, plan_tiles, tissue_mask
     inf = None
     if backend == 'e2e':
         from mmengine.config import Config

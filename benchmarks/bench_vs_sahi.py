@@ -320,8 +320,7 @@ def border_cell_field(field: Path, out: Path, tile: int, overlap: int,
 
 def synthetic_slide(path: Path, size: int) -> Path:
     """The pyramidal synthetic slide of ``bench_slide_readers.py``."""
-    sys.path.insert(0, str(ROOT / 'benchmarks'))
-    from bench_slide_readers import tissue_patch, write_slide
+    from benchmarks.bench_slide_readers import tissue_patch, write_slide
     if not path.is_file():
         write_slide(path, size, tissue_patch(min(2048, size // 2)))
     return path

@@ -54,6 +54,7 @@ import numpy as np
 ROOT = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from cric_seed_runs import run  # noqa: E402 (one subprocess runner)
+
 DINO_CFG = 'configs/ssl/dino_resnet18-w32_sgd-6e_cric-tiles.py'
 CLASSES = ('NILM', 'ASC-US', 'ASC-H', 'LSIL', 'HSIL', 'SCC')
 ROWS = ('DINO (CRIC tiles)', 'random init')
@@ -145,8 +146,7 @@ def features(model_file, seed, sets, img_size, cache):
     import torch
     if osp.isfile(cache):
         return torch.load(cache)
-    from cervdet.evaluation.knn import (build_backbone, extract_features,
-                                        load_images)
+    from cervdet.evaluation.knn import build_backbone, extract_features, load_images
     model = build_backbone('resnet18-w32', model_file, seed=seed)
     model.eval()
     feats = {name: extract_features(model, load_images(files, img_size,
@@ -161,9 +161,12 @@ def features(model_file, seed, sets, img_size, cache):
 def evaluate(feats, sets, topk, T, herlev_k, smoke):
     """k chosen on the val fields, then the test fields; Herlev within-set."""
     import torch
-    from cervdet.evaluation.metrics.knn_metric import (f1_scores,
-                                                       knn_evaluate,
-                                                       weighted_knn_predict)
+
+    from cervdet.evaluation.metrics.knn_metric import (
+        f1_scores,
+        knn_evaluate,
+        weighted_knn_predict,
+    )
     bank, bank_y = feats['train'], torch.as_tensor(sets['train'][1])
     n = len(CLASSES)
 

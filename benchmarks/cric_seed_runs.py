@@ -533,8 +533,7 @@ def slide_run(py, suite, suite_dir, row, seed, det, extra_opts=()):
     ``<suite_dir>/<row>/seed<k>/result.json``)."""
     if ROOT not in sys.path:
         sys.path.insert(0, ROOT)
-    from cervdet.evaluation.metrics.slide_screening_metric import \
-        screening_summary
+    from cervdet.evaluation.metrics.slide_screening_metric import screening_summary
     label, source = row
     name = source if '/' not in source else osp.splitext(
         osp.basename(source))[0]

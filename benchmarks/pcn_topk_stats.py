@@ -17,9 +17,11 @@ boxes of the split:
 
 Usage::
 
-    python benchmarks/pcn_topk_stats.py \\
-        configs/pcn_retinanet/pcn-retinanet_r18-w32_fpn_rank-rcc_ft-adam-cpu_cric-cervix-512.py \\
-        DETECTOR.pth --pcn-checkpoint PCN.pth [--split train] [--out stats.json]
+    python benchmarks/pcn_topk_stats.py CONFIG DETECTOR.pth \\
+        --pcn-checkpoint PCN.pth [--split train] [--out stats.json]
+
+with CONFIG e.g. ``configs/pcn_retinanet/``
+``pcn-retinanet_r18-w32_fpn_rank-rcc_ft-adam-cpu_cric-cervix-512.py``.
 """
 import argparse
 import json
@@ -52,13 +54,13 @@ def main(argv=None):
     p.add_argument('--out', default=None, help='write the numbers as json')
     args = p.parse_args(argv)
 
+    from mmdet.registry import DATASETS, MODELS
     from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
 
     import cervdet  # noqa: F401
-    from mmdet.registry import DATASETS, MODELS
 
     init_default_scope('mmdet')
     cfg = Config.fromfile(args.config)

@@ -25,7 +25,12 @@ from mmengine import ConfigDict  # noqa: E402
 
 from cervdet.utils.dist import shutdown_dist  # noqa: E402
 from cervdet.utils.launch import (  # noqa: E402
-    USER_ERRORS, add_launch_args, build_runner, load_config, local_rank_env)
+    USER_ERRORS,
+    add_launch_args,
+    build_runner,
+    load_config,
+    local_rank_env,
+)
 from cervdet.utils.registry_hints import registry_hints  # noqa: E402
 
 
@@ -144,8 +149,7 @@ def main(argv=None):
                     DumpDetResults(out_file_path=args.out))
             if not hasattr(runner, 'check_checkpoint_fits'):
                 # another runner_type: check here what CervdetRunner checks
-                from cervdet.utils.checkpoint_files import \
-                    check_checkpoint_fits
+                from cervdet.utils.checkpoint_files import check_checkpoint_fits
                 check_checkpoint_fits(runner.model, args.checkpoint,
                                       args.config)
             metrics = runner.test()

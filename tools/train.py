@@ -24,11 +24,16 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 from cervdet.utils.dist import shutdown_dist  # noqa: E402
 from cervdet.utils.launch import (  # noqa: E402
-    USER_ERRORS, add_launch_args, amp_available, build_runner,
-    existing_checkpoints, load_config, local_rank_env)
+    USER_ERRORS,
+    add_launch_args,
+    amp_available,
+    build_runner,
+    existing_checkpoints,
+    load_config,
+    local_rank_env,
+)
 from cervdet.utils.registry_hints import registry_hints  # noqa: E402
-from cervdet.utils.work_dir_lock import (held_message, lock_state,  # noqa
-                                         read_lock)
+from cervdet.utils.work_dir_lock import held_message, lock_state, read_lock  # noqa
 
 
 def parse_args(argv=None):

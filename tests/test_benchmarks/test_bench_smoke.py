@@ -1,16 +1,10 @@
 """The comparison benchmarks run in smoke mode and print their tables."""
-import sys
-
 import numpy as np
 import pytest
 
-from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / 'benchmarks'))
-
 
 def test_box_statistics_by_hand():
-    import bench_vs_sahi as b
+    from benchmarks import bench_vs_sahi as b
     boxes = np.array([[0, 0, 10, 10],     # A
                       [1, 1, 11, 11],     # IoU(A) = 81/119 = 0.68 -> pair
                       [0, 0, 10, 4],      # half of A: IoS 1.0 -> pair
@@ -29,7 +23,8 @@ def test_box_statistics_by_hand():
 
 
 def test_straddling_pairs_by_hand():
-    import bench_vs_sahi as b
+    from benchmarks import bench_vs_sahi as b
+
     # tiles 100 px, stride 80: starts 0, 80 (x and y); image 180 x 180
     xs = ys = np.array([0, 80])
     boxes = np.array([[10, 10, 40, 40],     # 0: inside tile (0, 0)
@@ -55,7 +50,7 @@ def test_straddling_pairs_by_hand():
 
 
 def test_border_cells_sit_on_interior_tile_edges(tmp_path, shared_data):
-    import bench_vs_sahi as b
+    from benchmarks import bench_vs_sahi as b
     field = shared_data / 'tct_field' / 'field_4096x2816.jpg'
     boxes = b.border_cell_field(field, tmp_path / 'f.jpg', 512, 64)
     # 8 interior vertical edges (x = 512 + 448 k) x 6 rows of tiles
@@ -69,7 +64,7 @@ def test_bench_vs_sahi_smoke(tmp_path):
     pytest.importorskip('sahi', reason='the SAHI comparison needs the '
                         'benchmarks extra: pip install -r '
                         'requirements/tests.txt')
-    import bench_vs_sahi as b
+    from benchmarks import bench_vs_sahi as b
     rows = b.main(['--smoke', '--in-process', '--tools', 'sahi', 'cervdet',
                    '--work-dir', str(tmp_path),
                    '--json', str(tmp_path / 'rows.json')])
@@ -84,7 +79,7 @@ def test_bench_vs_sahi_smoke(tmp_path):
 
 
 def test_bench_hw_limit_smoke():
-    import bench_hw_limit as h
+    from benchmarks import bench_hw_limit as h
     rows = h.main(['--smoke', '--iters', '1', '--configs',
                    h.DEFAULT_CONFIGS[0]])
     (r, ) = rows
@@ -96,7 +91,7 @@ def test_bench_hw_limit_smoke():
 
 
 def test_bench_plugin_overhead_smoke(tmp_path):
-    import bench_plugin_overhead as p
+    from benchmarks import bench_plugin_overhead as p
     rows = p.main(['--smoke', '--work-dir', str(tmp_path)])
     assert [r['path'].split(' ')[:2] for r in rows] == [
         ['cervdet', 'train'], ['plain', 'train'], ['cervdet', 'inference'],

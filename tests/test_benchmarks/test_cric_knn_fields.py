@@ -1,7 +1,6 @@
 """benchmarks/cric_knn_fields.py: the k-NN of frozen features on the CRIC
 crops split per field (bank = train fields, queries = test fields, k chosen
 on the val fields), its table and resume."""
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -9,20 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks import cric_knn_fields as knn
 from conftest import ensure_cric_coco
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location(
-        'cric_knn_fields', ROOT / 'benchmarks' / 'cric_knn_fields.py')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-knn = _load()
 
 
 def test_crops_follow_their_field_split(tmp_path):

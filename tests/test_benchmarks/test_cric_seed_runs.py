@@ -1,7 +1,6 @@
 """benchmarks/cric_seed_runs.py: the suites of issue 19's comparison on the
 real CRIC fields (equal budget per row, one split, the same test fields) and
 a smoke run of a row end to end (train, test, table, resume)."""
-import importlib.util
 import json
 import os
 import time
@@ -10,20 +9,10 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
+from benchmarks import cric_seed_runs as runner
 from conftest import ensure_cric_coco
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_runner():
-    spec = importlib.util.spec_from_file_location(
-        'cric_seed_runs', ROOT / 'benchmarks' / 'cric_seed_runs.py')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-runner = _load_runner()
 
 
 def _train_files(cfg):

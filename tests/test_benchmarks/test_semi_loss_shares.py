@@ -1,15 +1,12 @@
 """benchmarks/semi_loss_shares.py against hand-computed shares."""
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from benchmarks import semi_loss_shares as mod
+
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location(
-    'semi_loss_shares', ROOT / 'benchmarks' / 'semi_loss_shares.py')
-mod = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(mod)
 
 
 def _log(run, rows):

@@ -32,18 +32,6 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 from cervdet.datasets.synthesis import PRESETS, build_mosaic_dataset  # noqa: E402
 from cervdet.utils.constants import SHARED_DATA_ROOT  # noqa: E402
 
-# TRANSITION (delete once build_roi_set.py and cric_fields_to_roi_set.py
-# import cervdet.datasets.synthesis): the names those tools still read from
-# ``import build_mosaic as bm``.
-# isort: off
-from cervdet.datasets.synthesis import (  # noqa: E402,F401
-    FIELD_FILE, BackgroundBank, CropCache, cell_alpha, crop_background_colour,
-    load_background_bank, mask_bbox, paper_background, paste, quilt_background,
-    split_items, usable_abnormal)
-from cervdet.datasets.synthesis import prepare_out_dir as _prepare_out_dir  # noqa
-from cervdet.utils.constants import IMG_EXTS  # noqa: E402,F401
-# isort: on
-
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse the command line (``None`` values mean "preset default")."""

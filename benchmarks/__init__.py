@@ -1,0 +1,2 @@
+"""cervdet's benchmark scripts (run as ``python benchmarks/<name>.py``; the
+tests import them as ``benchmarks.<name>``)."""
