@@ -72,6 +72,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..datasets.classes import (
+    BETHESDA_CLASSES,
+    HERLEV_ABNORMAL,
+    HERLEV_NORMAL,
+    NORMAL_CLASS,
+)
 from ..models.utils import pool_backbone_output
 from ..utils.backbone_convert import (
     DEFAULT_SRC_PREFIXES,
@@ -99,13 +105,8 @@ PRESETS: Dict[str, Dict] = {
 }
 #: Binary (negative, positive) class tables of the known crop sets.
 BINARY_TABLES: Dict[str, Dict[str, Tuple[str, ...]]] = {
-    'herlev': dict(
-        negative=('normal_superficiel', 'normal_intermediate',
-                  'normal_columnar'),
-        positive=('light_dysplastic', 'moderate_dysplastic',
-                  'severe_dysplastic', 'carcinoma_in_situ')),
-    'bethesda': dict(negative=('NILM', ),
-                     positive=('ASC-US', 'ASC-H', 'LSIL', 'HSIL', 'SCC')),
+    'herlev': dict(negative=HERLEV_NORMAL, positive=HERLEV_ABNORMAL),
+    'bethesda': dict(negative=(NORMAL_CLASS, ), positive=BETHESDA_CLASSES),
 }
 _MEAN = np.array(IMAGENET_MEAN, dtype=np.float32)
 _STD = np.array(IMAGENET_STD, dtype=np.float32)

@@ -57,10 +57,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cervdet.datasets.classes import ROI_CLASSES
+
 RULES = ('shi', 'bethesda_onehot', 'clam')
 #: Rule names of earlier cervdet versions -> what to write now.
 RENAMED_RULES = {'bethesda': 'bethesda_onehot'}
-BETHESDA_ORDER = ('NILM', 'LSIL', 'HSIL')
+#: ROI classes in severity order (index = severity), cervdet's vocabulary.
+BETHESDA_ORDER: Tuple[str, ...] = ROI_CLASSES
 
 
 def bethesda_severity(class_names: Optional[Sequence[str]],
