@@ -25,6 +25,10 @@ to install when none is available. No slide is ever decoded whole at level
 the lowest-resolution level that is large enough.
 
 This module depends on numpy, OpenCV and PIL only (no torch).
+
+One module (over 500 lines): four backends behind one small interface,
+sharing the level geometry and mpp code of ``_WSIReader``; each backend is
+about a hundred lines.
 """
 import importlib
 import importlib.util

@@ -20,6 +20,10 @@ Conventions: accuracies and F1 scores are percentages; F1 of a class is
 ``sklearn.metrics.f1_score(zero_division=0)``); the weighted F1 averages the
 class F1 weighted by the class's test support; standard deviations are
 population std (``ddof=0``) over the splits.
+
+One module (over 500 lines): DINO's weighted vote, the stratified splits,
+the F1 summaries and the transfer protocol form one protocol that the
+metric, ``cervdet.evaluation.knn`` and the benchmarks call together.
 """
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union

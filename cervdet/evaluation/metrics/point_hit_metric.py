@@ -34,6 +34,10 @@ last is unverifiable on CRIC (the cell may be an unmarked abnormal cell);
 ``unmarked_as_fp`` and ``nilm_hits_as_fp`` choose whether those outcomes are
 false positives or ignored. See ``docs/point_metric.md`` for the
 definitions, FROC and the bias that unmarked cells cause.
+
+One module (over 500 lines): the point matching, the per-class and FROC
+curves and the metric class share one definition of a hit; about a third of
+the file is the documentation of that definition.
 """
 import json
 import math

@@ -39,6 +39,10 @@ Eq. 9)::
 
 The network is called ``student`` in both modes (same checkpoint layout);
 with ``pseudo_labeler='self'`` there is no ``teacher``.
+
+One module (over 500 lines): the detector's training step of Eq. 9 wires
+the supervised, pseudo-label and both alignment terms and updates the memory
+bank; the formulas live in ``models/losses`` and ``models/layers``.
 """
 import copy
 from typing import Dict, List, Optional, Tuple, Union

@@ -3,6 +3,10 @@
 Tang et al., "Multiple Instance Detection Network with Online Instance
 Classifier Refinement", CVPR 2017, as used by LD-WSCCD (Yin et al., IEEE
 Access 2024) to train a cervical cell detector from image-level labels.
+
+One module (over 500 lines): the MIL branch, the K refinement stages and
+their pseudo-label wiring are one head, as mmdet keeps a head in one file;
+the formulas are the pure functions of ``models/layers/oicr_pseudo_labels``.
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
