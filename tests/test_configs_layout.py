@@ -28,31 +28,6 @@ STILL_DEEP = {
     'pcn_retinanet/pcn-retinanet_r18_fpn_rcc_ft-adam-cpu_cervical-mosaic-bethesda-512.py',  # noqa: E501
     'pcn_retinanet/pcn-retinanet_r50_fpn_rank_adam-12e_cervical-mosaic-bethesda-1024.py',  # noqa: E501
     'pcn_retinanet/pcn-retinanet_r50_fpn_rcc_adam-12e_cervical-mosaic-bethesda-1024.py',
-    'roi_cls/att-blstm-vit_r18-w32_adamw-cpu_no-cell-loss_cervical-roi-512.py',
-    'roi_cls/att-blstm-vit_r18-w32_adamw-cpu_no-cell-loss_cric-roi-fields.py',
-    'roi_cls/att-blstm-vit_r18-w32_adamw-cpu_no-cell-loss_herlev-roi-512.py',
-    'roi_cls/att-blstm_r18-w32_adamw-cpu_cervical-roi-512.py',
-    'roi_cls/att-blstm_r18-w32_adamw-cpu_cric-roi-fields.py',
-    'roi_cls/att-blstm_r18-w32_adamw-cpu_herlev-roi-512.py',
-    'roi_cls/att-mil_r18-w32-herlev_adamw-cpu_cervical-roi-512.py',
-    'roi_cls/att-mil_r18-w32_adamw-cpu_cervical-roi-512.py',
-    'roi_cls/att-mil_r18-w32_adamw-cpu_cric-roi-fields.py',
-    'roi_cls/att-mil_r18-w32_adamw-cpu_herlev-roi-512.py',
-    'roi_cls/global-local_r18-w32-e2e_att-blstm-vit_adamw-cpu_cervical-roi-512.py',
-    'roi_cls/global-local_r18-w32-e2e_att-blstm-vit_adamw-cpu_herlev-roi-512.py',
-    'roi_cls/global-local_r18-w32-herlev_att-blstm-vit_adamw-cpu_cervical-roi-512.py',
-    'roi_cls/global-local_r18-w32_att-blstm-vit_adamw-cpu_cric-roi-fields.py',
-    'roi_cls/global-local_r18-w32_att-blstm-vit_adamw-cpu_herlev-roi-512.py',
-    'roi_cls/gru_r18-w32_adamw-cpu_cervical-roi-512.py',
-    'roi_cls/gru_r18-w32_adamw-cpu_cric-roi-fields.py',
-    'roi_cls/gru_r18-w32_adamw-cpu_herlev-roi-512.py',
-    'roi_cls/gru_r50_sgd-90e_cervical-roi-1024.py',
-    'roi_cls/lstm_r18-w32_adamw-cpu_cervical-roi-512.py',
-    'roi_cls/lstm_r18-w32_adamw-cpu_cric-roi-fields.py',
-    'roi_cls/lstm_r18-w32_adamw-cpu_herlev-roi-512.py',
-    'roi_cls/rnn_r18-w32_adamw-cpu_cervical-roi-512.py',
-    'roi_cls/rnn_r18-w32_adamw-cpu_cric-roi-fields.py',
-    'roi_cls/rnn_r50_sgd-90e_cervical-roi-1024.py',
     'semi_dual_align/dual-align-ema-teacher_faster-rcnn_r101_fpn_sgd-120k_semi-25_cervical-mosaic-bethesda-512.py',  # noqa: E501
     'semi_dual_align/dual-align_faster-rcnn_r101_fpn_sgd-120k_semi-100_cervical-mosaic-bethesda-512.py',  # noqa: E501
     'semi_dual_align/dual-align_faster-rcnn_r101_fpn_sgd-120k_semi-100_no-prototype_cervical-mosaic-bethesda-512.py',  # noqa: E501
@@ -74,6 +49,7 @@ STILL_DEEP = {
     'semi_dual_align/mean-teacher_faster-rcnn_r101_fpn_sgd-120k_semi-100_cervical-mosaic-bethesda-512.py',  # noqa: E501
     'semi_dual_align/mean-teacher_faster-rcnn_r18_fpn_sgd-cpu_semi-25_cric-cervix-512.py',  # noqa: E501
     'semi_dual_align/mean-teacher_faster-rcnn_r18_fpn_sgd-cpu_semi-50_cric-cervix-512.py',  # noqa: E501
+    '{0:',
 }
 
 
