@@ -49,7 +49,6 @@ STILL_DEEP = {
     'semi_dual_align/mean-teacher_faster-rcnn_r101_fpn_sgd-120k_semi-100_cervical-mosaic-bethesda-512.py',  # noqa: E501
     'semi_dual_align/mean-teacher_faster-rcnn_r18_fpn_sgd-cpu_semi-25_cric-cervix-512.py',  # noqa: E501
     'semi_dual_align/mean-teacher_faster-rcnn_r18_fpn_sgd-cpu_semi-50_cric-cervix-512.py',  # noqa: E501
-    '{0:',
 }
 
 
