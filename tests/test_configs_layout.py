@@ -23,27 +23,13 @@ STILL_DEEP = {
     'pcn_retinanet/pcn-retinanet_r18-w32_fpn_rank-rcc_ft-adam-cpu_cric-cervix-512.py',
     'pcn_retinanet/pcn-retinanet_r18-w32_fpn_rank_ft-adam-cpu_cric-cervix-512.py',
     'pcn_retinanet/pcn-retinanet_r18-w32_fpn_rcc_ft-adam-cpu_cric-cervix-512.py',
-    'pcn_retinanet/pcn-retinanet_r18_fpn_rank-rcc_ft-adam-cpu_cervical-mosaic-bethesda-512.py',  # noqa: E501
-    'pcn_retinanet/pcn-retinanet_r18_fpn_rank_ft-adam-cpu_cervical-mosaic-bethesda-512.py',  # noqa: E501
-    'pcn_retinanet/pcn-retinanet_r18_fpn_rcc_ft-adam-cpu_cervical-mosaic-bethesda-512.py',  # noqa: E501
-    'pcn_retinanet/pcn-retinanet_r50_fpn_rank_adam-12e_cervical-mosaic-bethesda-1024.py',  # noqa: E501
-    'pcn_retinanet/pcn-retinanet_r50_fpn_rcc_adam-12e_cervical-mosaic-bethesda-1024.py',
-    'semi_dual_align/dual-align-ema-teacher_faster-rcnn_r101_fpn_sgd-120k_semi-25_cervical-mosaic-bethesda-512.py',  # noqa: E501
-    'semi_dual_align/dual-align_faster-rcnn_r101_fpn_sgd-120k_semi-100_cervical-mosaic-bethesda-512.py',  # noqa: E501
     'semi_dual_align/dual-align_faster-rcnn_r101_fpn_sgd-120k_semi-100_no-prototype_cervical-mosaic-bethesda-512.py',  # noqa: E501
     'semi_dual_align/dual-align_faster-rcnn_r101_fpn_sgd-120k_semi-100_no-proxy_cervical-mosaic-bethesda-512.py',  # noqa: E501
-    'semi_dual_align/dual-align_faster-rcnn_r101_fpn_sgd-120k_semi-50_cervical-mosaic-bethesda-512.py',  # noqa: E501
-    'semi_dual_align/dual-align_faster-rcnn_r101_fpn_sgd-120k_semi-75_cervical-mosaic-bethesda-512.py',  # noqa: E501
     'semi_dual_align/dual-align_faster-rcnn_r18_fpn_sgd-cpu-warm_semi-25_cervical-mosaic-bethesda-512.py',  # noqa: E501
-    'semi_dual_align/dual-align_faster-rcnn_r18_fpn_sgd-cpu_semi-25_cervical-mosaic-bethesda-512.py',  # noqa: E501
     'semi_dual_align/dual-align_faster-rcnn_r18_fpn_sgd-cpu_semi-25_cric-cervix-512.py',
     'semi_dual_align/dual-align_faster-rcnn_r18_fpn_sgd-cpu_semi-50_cric-cervix-512.py',
-    'semi_dual_align/faster-rcnn_r101_fpn_sgd-120k_sup-100_cervical-mosaic-bethesda-512.py',  # noqa: E501
-    'semi_dual_align/faster-rcnn_r101_fpn_sgd-120k_sup-50_cervical-mosaic-bethesda-512.py',  # noqa: E501
-    'semi_dual_align/faster-rcnn_r101_fpn_sgd-120k_sup-75_cervical-mosaic-bethesda-512.py',  # noqa: E501
     'semi_dual_align/faster-rcnn_r18_fpn_sgd-cpu-burnin_sup-25_cervical-mosaic-bethesda-512.py',  # noqa: E501
     'semi_dual_align/faster-rcnn_r18_fpn_sgd-cpu-warm_sup-25_cervical-mosaic-bethesda-512.py',  # noqa: E501
-    'semi_dual_align/faster-rcnn_r18_fpn_sgd-cpu_sup-25_cervical-mosaic-bethesda-512.py',  # noqa: E501
     'semi_dual_align/faster-rcnn_r18_fpn_sgd-cpu_sup-25_cric-cervix-512.py',
     'semi_dual_align/faster-rcnn_r18_fpn_sgd-cpu_sup-50_cric-cervix-512.py',
     'semi_dual_align/mean-teacher_faster-rcnn_r101_fpn_sgd-120k_semi-100_cervical-mosaic-bethesda-512.py',  # noqa: E501
