@@ -16,10 +16,6 @@ CONFIGS = sorted(p for p in CONFIG_DIR.rglob('*.py')
 MAX_HOPS = 3
 
 STILL_DEEP = {
-    'ld_wsccd/ld-wsccd_r18-w32_ssd-ldm_adam-cpu_cric-cervix-384.py',
-    'ld_wsccd/ld-wsccd_r18-w32_ssd-mil_adam-cpu_cric-cervix-384.py',
-    'ld_wsccd/ld-wsccd_r18-w32_ssd_adam-cpu_cric-cervix-384.py',
-    'ld_wsccd/ld-wsccd_ssd512-vgg16_ssd-ldm_adam-120e_cric-cervix-512.py',
     'semi_dual_align/dual-align_faster-rcnn_r101_fpn_sgd-120k_semi-100_no-prototype_cervical-mosaic-bethesda-512.py',  # noqa: E501
     'semi_dual_align/dual-align_faster-rcnn_r101_fpn_sgd-120k_semi-100_no-proxy_cervical-mosaic-bethesda-512.py',  # noqa: E501
     'semi_dual_align/dual-align_faster-rcnn_r18_fpn_sgd-cpu-warm_semi-25_cervical-mosaic-bethesda-512.py',  # noqa: E501
