@@ -41,7 +41,8 @@ seed k: run that suite first, same ``--work-dir``) fine-tuned 2 epochs
 without the PCN / with the ranking loss / the RCC loss / both,
 configs/pcn_retinanet/*_cric-cervix-512.py; its preparation cuts the PCN
 patches of the train and val fields once (test fields forbidden) and trains
-the CPU PCN once, configs/pcn/pcn_resnet18-w32_gap_adam-cpu_cric-patches-64.py).
+the CPU PCN once,
+configs/pcn_retinanet/pcn_resnet18-w32_gap_adam-cpu_cric-patches-64.py).
 ``ld-wsccd`` (issue 19: Yin et al.'s Table 4 rows, SSD / SSD + LDM /
 SSD + MIL detector / full, in CPU size on the CRIC fields,
 configs/ld_wsccd/*_adam-cpu_cric-cervix-384.py, 24 epochs each; its
@@ -94,7 +95,7 @@ _SEMI = ('configs/semi_dual_align/{}faster-rcnn_r18_fpn_sgd-cpu_{}_'
 _ROI = 'configs/roi_cls/{}_cric-roi-fields.py'
 _ROI_FULL = _ROI.format('global-local_r18-w32_att-blstm-vit_adamw-cpu')
 _ROI_SMOKE_FEATS = '{suite_dir}/features'
-_PCN = 'configs/pcn/pcn_resnet18-w32_gap_adam-cpu_cric-patches-64.py'
+_PCN = 'configs/pcn_retinanet/pcn_resnet18-w32_gap_adam-cpu_cric-patches-64.py'
 _PCN_CKPT = '{suite_dir}/pcn/epoch_3.pth'
 _PCN_FT = 'configs/pcn_retinanet/{}_ft-adam-cpu_cric-cervix-512.py'
 _PCN_OPTS = ['model.pcn_checkpoint=' + _PCN_CKPT]

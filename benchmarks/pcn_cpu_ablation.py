@@ -9,7 +9,7 @@ run (``tools/train.py``, ``tools/test.py``, the patch builder):
 
 1. stage 1: ``configs/retinanet/retinanet_r18_fpn_adam-cpu_...-512.py``;
 2. stage 2: patches (64 px) from the mosaic train/val/test splits, then
-   ``configs/pcn/pcn_resnet18-w32_gap_adam-cpu_...-512.py``, tested on the
+   ``configs/pcn_retinanet/pcn_resnet18-w32_gap_adam-cpu_...-512.py``, tested on the
    patch test split (accuracy, ROC-AUC);
 3. stage 3: the four ablation rows from the same stage-1 checkpoint with the
    same number of iterations (baseline fine-tuning, +rank, +RCC, +both),
@@ -32,7 +32,7 @@ import time
 ROOT = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 STAGE1 = ('configs/retinanet/'
           'retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py')
-STAGE2 = ('configs/pcn/'
+STAGE2 = ('configs/pcn_retinanet/'
           'pcn_resnet18-w32_gap_adam-cpu_cervical-patches-bethesda-512.py')
 _DATA = 'cervical-mosaic-bethesda-512.py'
 ROWS = [

@@ -1,5 +1,5 @@
 # Runtime shared by cervdet's mmpretrain-scope configs (the PCN of
-# configs/pcn/, the ROI classifier of configs/roi_cls/, DINO of
+# configs/pcn_retinanet/, the ROI classifier of configs/roi_cls/, DINO of
 # configs/ssl/): mmpretrain scope, cervdet registered, device-agnostic
 # distributed training (CervdetRunner: nccl on GPUs, gloo on CPUs) as for
 # the detectors. Each method's runtime overrides its checkpoint and logger.

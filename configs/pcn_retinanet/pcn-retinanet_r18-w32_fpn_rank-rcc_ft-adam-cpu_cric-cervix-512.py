@@ -1,14 +1,14 @@
 # Table 2 "+Ranking Loss and RCC Loss" of the CPU PCN ablation on the real
 # CRIC fields: the CPU RetinaNet of retinanet_r18-w32_fpn_ft-adam-cpu_
 # cric-cervix-512 (same start checkpoint, data and schedule) distilled from
-# the CPU PCN trained on patches of the CRIC train fields (configs/pcn/
+# the CPU PCN trained on patches of the CRIC train fields (configs/pcn_retinanet/
 # pcn_resnet18-w32_gap_adam-cpu_cric-patches-64.py: half-width ResNet-18,
 # 64 px patches). Same losses, weights, K and box selection as the paper
 # config (pcn-retinanet_r50_fpn_rank-rcc_adam-12e_...); smaller networks,
 # inputs and schedule.
 _base_ = [
     './retinanet_r18-w32_fpn_ft-adam-cpu_cric-cervix-512.py',
-    '../pcn/_base_/pcn_resnet18-w32.py', './_base_/pcn_rank-rcc.py'
+    './_base_/pcn_resnet18-w32.py', './_base_/pcn_rank-rcc.py'
 ]
 model = dict(
     _base_.pcn_rank_rcc,

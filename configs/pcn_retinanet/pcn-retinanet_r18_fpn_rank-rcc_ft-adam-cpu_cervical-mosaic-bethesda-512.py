@@ -1,11 +1,11 @@
 # CPU-sized stage 3: the CPU RetinaNet distilled from the CPU PCN (half-width
-# ResNet-18 on 64 px patches, configs/pcn/
+# ResNet-18 on 64 px patches, configs/pcn_retinanet/
 # pcn_resnet18-w32_gap_adam-cpu_cervical-patches-bethesda-512.py) with both
 # losses. Same losses, weights, K and box selection as the paper config
 # (pcn-retinanet_r50_fpn_rank-rcc_adam-12e_...); smaller networks and inputs.
 _base_ = [
     './retinanet_r18_fpn_ft-adam-cpu_cervical-mosaic-bethesda-512.py',
-    '../pcn/_base_/pcn_resnet18-w32.py', './_base_/pcn_rank-rcc.py'
+    './_base_/pcn_resnet18-w32.py', './_base_/pcn_rank-rcc.py'
 ]
 # roi_extractor: the default 7x7 RoIAlign over FPN strides 8-64 with the
 # head's channel count

@@ -5,14 +5,14 @@
 # its checkpoints load into the plain RetinaNet config.
 _base_ = [
     './retinanet_r50_fpn_ft-adam-12e_cervical-mosaic-bethesda-1024.py',
-    '../pcn/_base_/pcn_seresnext50-32x4d.py', './_base_/pcn_rank-rcc.py'
+    './_base_/pcn_seresnext50-32x4d.py', './_base_/pcn_rank-rcc.py'
 ]
 # the shared stage-3 settings (./_base_/pcn_rank-rcc.py: s_c = 1 - p(normal),
 # local-scale feature = PCN stage 1, 256 x 56 x 56 at 224 px; the losses;
 # top-K boxes) + this config's PCN, ROI features and patch geometry
 model = dict(
     _base_.pcn_rank_rcc,
-    # The stage-2 network (same dict as configs/pcn/) and its checkpoint.
+    # The stage-2 network (same dict as configs/pcn_retinanet/) and its checkpoint.
     pcn=_base_.pcn_model,
     pcn_checkpoint='work_dirs/pcn_seresnext50-32x4d_gap_adam-30e_cervical-patches-bethesda-1024/epoch_30.pth',  # noqa: E501
     # ROI features: 7x7 RoIAlign on the FPN, level by box scale.

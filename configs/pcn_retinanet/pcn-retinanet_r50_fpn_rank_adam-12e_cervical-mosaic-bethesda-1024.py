@@ -1,5 +1,25 @@
 # Ablation (Table 2 of Fei et al.): stage 3 with the ranking loss only.
+# The rank-rcc config of the same size, written out with loss_rcc=None.
 _base_ = [
-    './pcn-retinanet_r50_fpn_rank-rcc_adam-12e_cervical-mosaic-bethesda-1024.py'
+    './retinanet_r50_fpn_ft-adam-12e_cervical-mosaic-bethesda-1024.py',
+    './_base_/pcn_seresnext50-32x4d.py', './_base_/pcn_rank-rcc.py'
 ]
-model = dict(loss_rcc=None)
+# the shared stage-3 settings (./_base_/pcn_rank-rcc.py: s_c = 1 - p(normal),
+# local-scale feature = PCN stage 1, 256 x 56 x 56 at 224 px; the losses;
+# top-K boxes) + this config's PCN, ROI features and patch geometry
+model = dict(
+    _base_.pcn_rank_rcc,
+    # The stage-2 network (same dict as configs/pcn_retinanet/) and its checkpoint.
+    pcn=_base_.pcn_model,
+    pcn_checkpoint='work_dirs/pcn_seresnext50-32x4d_gap_adam-30e_cervical-patches-bethesda-1024/epoch_30.pth',  # noqa: E501
+    # ROI features: 7x7 RoIAlign on the FPN, level by box scale.
+    roi_extractor=dict(
+        type='SingleRoIExtractor',
+        roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
+        out_channels=256,
+        featmap_strides=[8, 16, 32, 64]),
+    # PCN patches: the box x1.5, square, resized to 224; must match
+    # build_pcn_patches.py (--patch-scale 1.5 --square --patch-size 224).
+    patch_cfg=dict(size=224, scale=1.5, square=True, min_size=0),
+    # this ablation row
+    loss_rcc=None)

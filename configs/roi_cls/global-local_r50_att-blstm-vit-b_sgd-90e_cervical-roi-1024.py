@@ -6,5 +6,13 @@
 _base_ = [
     './_base_/global_local_r50_att-blstm-vit-b.py',
     './_base_/cervical_roi_1024.py', './_base_/sgd_90e.py',
-    './_base_/roi_cls_runtime.py'
+    '../_base_/mmpretrain_runtime.py'
 ]
+
+# Runtime: the shared mmpretrain-scope runtime, keeping the checkpoint with
+# the best ROI accuracy on val.
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(
+        interval=10, max_keep_ckpts=2, save_best='roi/accuracy',
+        rule='greater'))

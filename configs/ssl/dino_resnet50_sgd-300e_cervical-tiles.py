@@ -23,7 +23,9 @@
 #   bash tools/dist_train.sh configs/ssl/dino_resnet50_sgd-300e_cervical-tiles.py 8
 # Transfer: tools/ssl/convert_backbone.py writes the teacher backbone for
 # ``backbone.init_cfg`` of the detectors / the PCN.
-_base_ = ['./_base_/cervical_tiles_dino.py', './_base_/dino_runtime.py']
+_base_ = [
+    './_base_/cervical_tiles_dino.py', '../_base_/mmpretrain_runtime.py'
+]
 
 out_channels = 65536
 model = dict(
@@ -83,3 +85,13 @@ param_scheduler = [
          convert_to_iter_based=True),
 ]
 auto_scale_lr = dict(base_batch_size=batch_size * num_gpus)
+
+# Runtime: the shared mmpretrain-scope runtime with DINO's frozen last layer.
+default_hooks = dict(
+    # loss_dino, teacher_entropy (log K = uniform collapse, 0 = one-hot
+    # collapse), center_norm, teacher_temp, momentum, lr are logged.
+    checkpoint=dict(interval=10, max_keep_ckpts=2))
+# DINO --freeze_last_layer 1: the head's last layer is not updated during the
+# first epoch (gradients dropped right before each optimizer step).
+custom_hooks = [dict(type='DINOFreezeLastLayerHook', freeze_epochs=1)]
+log_processor = dict(window_size=10)

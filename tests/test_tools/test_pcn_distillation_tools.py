@@ -17,7 +17,7 @@ import torch
 
 from conftest import CPU_CONFIG, ROOT, free_port, run_tool, write_config
 
-PCN_CPU = ROOT / 'configs' / 'pcn' / \
+PCN_CPU = ROOT / 'configs' / 'pcn_retinanet' / \
     'pcn_resnet18-w32_gap_adam-cpu_cervical-patches-bethesda-512.py'
 STAGE3_CPU = ROOT / 'configs' / 'pcn_retinanet' / \
     'pcn-retinanet_r18_fpn_rank-rcc_ft-adam-cpu_cervical-mosaic-bethesda-512.py'

@@ -21,7 +21,7 @@ SSL_TOOLS = ROOT / 'tools' / 'ssl'
 R18_W32 = dict(depth=18, stem_channels=32, base_channels=32)
 RETINANET_R18 = ROOT / 'configs' / 'retinanet' / \
     'retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py'
-PCN_R18 = ROOT / 'configs' / 'pcn' / \
+PCN_R18 = ROOT / 'configs' / 'pcn_retinanet' / \
     'pcn_resnet18-w32_gap_adam-cpu_cervical-patches-bethesda-512.py'
 
 

@@ -245,14 +245,14 @@ class PCNRetinaNet(FrozenTeacherMixin, RetinaNet):
         if self.pcn_checkpoint is None:
             warnings.warn('PCNRetinaNet: model.pcn_checkpoint is None, the PCN '
                           'keeps random weights; set it to the stage-2 '
-                          'checkpoint (tools/train.py configs/pcn/...) for '
-                          'distillation.')
+                          'checkpoint (tools/train.py '
+                          'configs/pcn_retinanet/pcn_...) for distillation.')
             return
         load_teacher_checkpoint(
             self.pcn, self.pcn_checkpoint, key='model.pcn_checkpoint',
             teacher_key='model.pcn',
             not_found_hint='Train the PCN first (stage 2: tools/train.py '
-            'configs/pcn/<config>.py) and pass its checkpoint, e.g. '
+            'configs/pcn_retinanet/<config>.py) and pass its checkpoint, e.g. '
             '--cfg-options model.pcn_checkpoint=work_dirs/<pcn run>/'
             'epoch_N.pth',
             mismatch_hint='The PCN config of this detector must be the '

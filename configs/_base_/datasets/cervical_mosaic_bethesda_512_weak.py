@@ -3,7 +3,7 @@
 # data/cervical-mosaic-bethesda-512 -> <data_root>/proposals/<split>.pkl).
 # Training sees only which classes occur in each image (WeakCocoDataset,
 # box_fraction=0); val/test keep the boxes for COCO AP and CorLoc.
-_base_ = './cervical_mosaic_bethesda_512.py'
+_base_ = './cervical_mosaic_bethesda_1024.py'
 
 data_root = 'data/cervical-mosaic-bethesda-512/'
 img_scale = (512, 512)
@@ -51,11 +51,13 @@ train_dataloader = dict(
 val_dataloader = dict(
     dataset=dict(
         type='WeakCocoDataset',
+        data_root=data_root,
         proposal_file='proposals/val.pkl',
         pipeline=test_pipeline))
 test_dataloader = dict(
     dataset=dict(
         type='WeakCocoDataset',
+        data_root=data_root,
         proposal_file='proposals/test.pkl',
         pipeline=test_pipeline))
 _coco_items = ['mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l', 'AR@100']

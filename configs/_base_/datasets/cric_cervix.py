@@ -3,39 +3,82 @@
 # ASC-US, ASC-H, LSIL, HSIL, SCC; NILM is background; per-field splits,
 # seed 0). The shared JPEGs are 688x510 (half of CRIC's 1376x1020); the
 # default box is 100 native px = 50 px at that size.
-_base_ = './cervical_mosaic_bethesda_1024.py'
+dataset_type = 'CervicalCocoDataset'
 data_root = 'data/cric-cervix/'
 img_scale = (688, 510)
+backend_args = None
+
 train_pipeline = [
-    dict(t, scale=img_scale) if t['type'] == 'Resize' else t
-    for t in _base_.train_pipeline
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    # Cells have no orientation on a slide: flip both ways.
+    dict(
+        type='RandomFlip',
+        prob=[0.25, 0.25, 0.25],
+        direction=['horizontal', 'vertical', 'diagonal']),
+    dict(type='PackDetInputs')
 ]
 test_pipeline = [
-    dict(t, scale=img_scale) if t['type'] == 'Resize' else t
-    for t in _base_.test_pipeline
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor'))
 ]
 train_dataloader = dict(
+    batch_size=2,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    batch_sampler=dict(type='AspectRatioBatchSampler'),
     dataset=dict(
+        type=dataset_type,
         data_root=data_root,
+        ann_file='annotations/train.json',
         data_prefix=dict(img='images/'),
-        pipeline=train_pipeline))
+        # Keep images without abnormal cells: negatives must train.
+        filter_cfg=dict(filter_empty_gt=False),
+        pipeline=train_pipeline,
+        backend_args=backend_args))
 val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
+        type=dataset_type,
         data_root=data_root,
+        ann_file='annotations/val.json',
         data_prefix=dict(img='images/'),
-        pipeline=test_pipeline))
+        test_mode=True,
+        pipeline=test_pipeline,
+        backend_args=backend_args))
 test_dataloader = dict(
+    val_dataloader,
     dataset=dict(
-        data_root=data_root,
-        data_prefix=dict(img='images/'),
-        pipeline=test_pipeline))
+        val_dataloader['dataset'],
+        ann_file='annotations/test.json',
+        data_prefix=dict(img='images/')))
+
+_coco_items = ['mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l', 'AR@100']
 # COCO AP beside the point metric (a detection hits a marked nucleus inside
 # its box; abnormal recall/precision/F1, FROC, abnormal-as-one-class AP).
 val_evaluator = [
-    dict(_base_.val_evaluator, ann_file=data_root + 'annotations/val.json'),
+    dict(
+        type='CocoMetric',
+        ann_file=data_root + 'annotations/val.json',
+        metric='bbox',
+        classwise=True,
+        metric_items=_coco_items,
+        format_only=False,
+        backend_args=backend_args),
     dict(type='PointHitMetric', ann_file=data_root + 'annotations/val.json')
 ]
 test_evaluator = [
-    dict(_base_.val_evaluator, ann_file=data_root + 'annotations/test.json'),
+    dict(val_evaluator[0], ann_file=data_root + 'annotations/test.json'),
     dict(type='PointHitMetric', ann_file=data_root + 'annotations/test.json')
 ]

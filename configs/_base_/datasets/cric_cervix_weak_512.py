@@ -12,7 +12,9 @@
 # for COCO AP and CorLoc. Departs from Sec. III.A: the paper's data set [37]
 # (7086 ThinPrep images, 11 classes) is not available here; CRIC's real
 # fields are the closest box-annotated (point-derived) multi-class set.
-_base_ = './cervical_mosaic_bethesda_1024.py'
+# (self-contained; the names below match ./cervical_mosaic_bethesda_1024.py)
+dataset_type = 'CervicalCocoDataset'
+backend_args = None
 
 data_root = 'data/cric-cervix/'
 img_scale = (512, 512)
@@ -48,25 +50,36 @@ _dataset = dict(
     unknown_classes='ignore',
     data_prefix=dict(img='images/'))
 train_dataloader = dict(
+    batch_size=2,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
     batch_sampler=None,
     dataset=dict(
         _dataset,
-        _delete_=True,
         ann_file='annotations/train.json',
         box_fraction=1.0,
         filter_cfg=dict(filter_empty_gt=False),
         pipeline=train_pipeline))
 val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         _dataset,
-        _delete_=True,
         ann_file='annotations/val.json',
         test_mode=True,
         pipeline=test_pipeline))
 test_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         _dataset,
-        _delete_=True,
         ann_file='annotations/test.json',
         test_mode=True,
         pipeline=test_pipeline))

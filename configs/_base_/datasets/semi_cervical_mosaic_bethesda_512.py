@@ -18,7 +18,6 @@
 # 'unsup_student') are below as teacher_* for the options that need them.
 # Labeled and unlabeled images are "equally sampled" (Sec. 2.3):
 # GroupMultiSourceSampler with source_ratio [1, 1].
-_base_ = './cervical_mosaic_bethesda_512.py'
 dataset_type = 'CervicalCocoDataset'
 data_root = 'data/cervical-mosaic-bethesda-512/'
 img_scale = (512, 512)
@@ -143,10 +142,52 @@ unlabeled_dataset = dict(
     pipeline=unsup_pipeline,
     backend_args=backend_args)
 
+# the supervised pipelines and val/test loaders of the 512 mosaic set
+# (./cervical_mosaic_bethesda_512.py)
+train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    # Cells have no orientation on a slide: flip both ways.
+    dict(
+        type='RandomFlip',
+        prob=[0.25, 0.25, 0.25],
+        direction=['horizontal', 'vertical', 'diagonal']),
+    dict(type='PackDetInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor'))
+]
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='annotations/val.json',
+        data_prefix=dict(img='images/val/'),
+        test_mode=True,
+        pipeline=test_pipeline,
+        backend_args=backend_args))
+test_dataloader = dict(
+    val_dataloader,
+    dataset=dict(
+        val_dataloader['dataset'],
+        ann_file='annotations/test.json',
+        data_prefix=dict(img='images/test/')))
+
 # Sec. 2.3: 2 GPUs, batch 8 -> 4 images per GPU, 2 labeled + 2 unlabeled
 batch_size = 4
 train_dataloader = dict(
-    _delete_=True,
     batch_size=batch_size,
     num_workers=2,
     persistent_workers=True,

@@ -16,7 +16,7 @@
 #       configs/roi_cls/global-local_r18-w32-herlev_att-blstm-vit_adamw-cpu_cervical-roi-512.py \
 #       --split all --checkpoint work_dirs/cell_encoder_herlev/best_pcn_roc_auc_epoch_<k>.pth \
 #       --checkpoint-prefix backbone.
-_base_ = ['../_base_/cpu_roi_512.py', '../../pcn/_base_/pcn_runtime.py']
+_base_ = ['../_base_/cpu_roi_512.py', '../../pcn_retinanet/_base_/pcn_runtime.py']
 
 # the shared data folder (list paths are relative to it) and the lists
 herlev_data_prefix = '../shared/data/'

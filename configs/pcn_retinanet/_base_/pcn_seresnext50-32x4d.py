@@ -1,7 +1,7 @@
 # The Patch Correction Network (PCN) of Fei et al. (MICCAI 2023): an
 # mmpretrain ImageClassifier with an SE-ResNeXt-50 (32x4d) backbone on 224x224
 # patches, abnormal vs normal (label 0 = normal, 1 = abnormal). Shared by the
-# stage-2 config (configs/pcn/, as ``model``) and the stage-3 detectors
+# stage-2 config (configs/pcn_retinanet/, as ``model``) and the stage-3 detectors
 # (configs/pcn_retinanet/, as ``model.pcn``), so both build the same network.
 # ImageNet-initialised as in the paper (Sec. 2.1 "pre-trained", the authors'
 # code: Cadene's pretrainedmodels se_resnext50_32x4d). mmpretrain has no

@@ -1,5 +1,5 @@
 # CPU-sized stage 2 on the real CRIC fields: the half-width ResNet-18 PCN
-# (configs/pcn/_base_/pcn_resnet18-w32.py) from scratch on 64x64 patches cut
+# (configs/pcn_retinanet/_base_/pcn_resnet18-w32.py) from scratch on 64x64 patches cut
 # from the TRAIN fields of data/cric-cervix (meta/train.txt) and validated on
 # patches of the VAL fields (meta/val.txt, also its test split); no test
 # field reaches the PCN (--forbid-fields). Stage 2 of the CPU PCN ablation
