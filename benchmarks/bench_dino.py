@@ -25,8 +25,8 @@ import time
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 DEFAULT_CONFIGS = [
-    'configs/ssl/dino_resnet18-w32_sgd-cpu_cervical-tiles.py',
-    'configs/ssl/dino_vit-tiny-p16_adamw-cpu_cervical-tiles.py',
+    'configs/ssl/dino_resnet18-w32_sgd-10e_1xb32_cervical-tiles.py',
+    'configs/ssl/dino_vit-tiny-p16_adamw-30e_1xb32_cervical-tiles.py',
 ]
 
 

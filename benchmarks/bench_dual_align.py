@@ -35,7 +35,7 @@ import time
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 DEFAULT_CONFIG = ('configs/semi_dual_align/'
-                  'dual-align_faster-rcnn_r18_fpn_sgd-cpu_semi-25_'
+                  'dual-align_faster-rcnn_r18-w32_fpn_sgd-300it_1xb4_semi-25_'
                   'cervical-mosaic-bethesda-512.py')
 
 

@@ -36,8 +36,8 @@ import time
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
-DEFAULT_CONFIG = ('configs/fgd/'
-                  'fgd_retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py')
+DEFAULT_CONFIG = ('configs/fgd/fgd_retinanet_r18-w32_fpn_adam-20e_1xb4_'
+                  'cervical-mosaic-bethesda-512.py')
 
 
 def _no_download(model_cfg) -> None:

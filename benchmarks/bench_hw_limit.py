@@ -37,7 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DEFAULT_CONFIGS = [
-    'configs/retinanet/retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py',
+    'configs/retinanet/retinanet_r18-w32_fpn_adam-20e_1xb4_'
+    'cervical-mosaic-bethesda-512.py',
     'configs/retinanet/retinanet_r50_fpn_adam-24e_cervical-mosaic-bethesda-1024.py',
 ]
 #: Columns of the table (one row per config).

@@ -26,7 +26,8 @@ import time
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
-DEFAULT_CONFIG = 'configs/oicr/oicr_r18-w32_adam-cpu_cervical-mosaic-bethesda-512.py'
+DEFAULT_CONFIG = ('configs/oicr/'
+                  'oicr_r18-w32_adam-24e_1xb4_cervical-mosaic-bethesda-512.py')
 
 
 def _with_count(boxes, count: int, img_shape, generator):

@@ -47,7 +47,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CPU_CFG = ROOT / 'configs' / 'retinanet' / \
-    'retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py'
+    'retinanet_r18-w32_fpn_adam-20e_1xb4_cervical-mosaic-bethesda-512.py'
 #: Columns of the table (one row per path, then the data pipeline row).
 TABLE_COLUMNS = ('path', 'iter_s', 'cpu_iter_s', 'data_s', 'data_share',
                  'imgs_per_s', 'ratio_vs_plain', 'ratio_std', 'ratio_wall',

@@ -23,7 +23,8 @@ import time
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 DEFAULT_CONFIGS = [
-    'configs/retinanet/retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py',
+    'configs/retinanet/retinanet_r18-w32_fpn_adam-20e_1xb4_'
+    'cervical-mosaic-bethesda-512.py',
     'configs/retinanet/retinanet_r50_fpn_adam-24e_cervical-mosaic-bethesda-1024.py',
 ]
 

@@ -33,7 +33,7 @@ Model sizes (``--size``):
 - ``cpu``: ResNet-18 with stem and base 32 channels on 64 px cells (stage-4 map
   256 x 2 x 2), Att-BLSTM 256 -> hidden 128 (h_ROI 256), CellViT D 192 depth 2
   heads 3, cross attention d_k 256 (the model of ``configs/roi_cls/``
-  ``global-local_r18-w32_att-blstm-vit_adamw-cpu_cervical-roi-512.py``);
+  ``global-local_r18-w32_att-blstm-vit_adamw-20e_1xb4_cervical-roi-512.py``);
 - ``paper``: ResNet-50 on 224 px cells (2048 x 7 x 7), Att-BLSTM 2048 ->
   hidden 512 (h_ROI 1024), CellViT D 768 depth 12 heads 12, d_k 1024. Very
   slow on a CPU (about a minute per training step of 2 ROIs of 50 cells on

@@ -38,7 +38,7 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CFG = osp.join(
     ROOT, 'configs', 'retinanet',
-    'retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py')
+    'retinanet_r18-w32_fpn_adam-20e_1xb4_cervical-mosaic-bethesda-512.py')
 DEFAULT_SLIDE = osp.join(ROOT, '..', 'shared', 'data', 'tct_field',
                          'field_4096x2816.jpg')
 

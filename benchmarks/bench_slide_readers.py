@@ -146,7 +146,7 @@ def peak_memory_child(path: str, backend: str) -> None:
         from cervdet.apis import SlideInferencer
         from cervdet.testing import random_scoring_detector
         cfg = Config.fromfile(str(ROOT / 'configs' / 'retinanet' / (
-            'retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py')))
+            'retinanet_r18-w32_fpn_adam-20e_1xb4_cervical-mosaic-bethesda-512.py')))
         model = random_scoring_detector(cfg)
         inf = SlideInferencer(cfg, model=model, tile_size=512, overlap=64,
                               batch_size=4, num_workers=0, score_thr=0.3)

@@ -81,7 +81,7 @@ sys.path.insert(0, str(ROOT))
 DATA = Path(os.environ.get('CERVDET_SHARED_DATA', ROOT / '..' / 'shared' /
                            'data')).resolve()
 DEFAULT_CFG = ROOT / 'configs' / 'retinanet' / \
-    'retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py'
+    'retinanet_r18-w32_fpn_adam-20e_1xb4_cervical-mosaic-bethesda-512.py'
 DEFAULT_FIELD = DATA / 'tct_field' / 'field_4096x2816.jpg'
 #: Columns of the printed / returned table (one row per input and tool).
 TABLE_COLUMNS = ('input', 'tool', 'tiles', 'wall_s', 'cpu_s',

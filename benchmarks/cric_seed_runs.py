@@ -42,12 +42,12 @@ without the PCN / with the ranking loss / the RCC loss / both,
 configs/pcn_retinanet/*_cric-cervix-512.py; its preparation cuts the PCN
 patches of the train and val fields once (test fields forbidden) and trains
 the CPU PCN once,
-configs/pcn_retinanet/pcn_resnet18-w32_gap_adam-cpu_cric-patches-64.py).
+configs/pcn_retinanet/pcn_resnet18-w32_gap_adam-3e_1xb32_cric-patches-64.py).
 ``ld-wsccd`` (issue 19: Yin et al.'s Table 4 rows, SSD / SSD + LDM /
 SSD + MIL detector / full, in CPU size on the CRIC fields,
-configs/ld_wsccd/*_adam-cpu_cric-cervix-384.py, 24 epochs each; its
+configs/ld_wsccd/*_adam-24e_1xb4_cric-cervix-384.py, 24 epochs each; its
 preparation trains the CPU teacher once, seed 0,
-configs/fgd/teachers/retinanet_r18_fpn-128_adam-cpu_cric-cervix-384.py;
+configs/fgd/teachers/retinanet_r18_fpn-128_adam-20e_1xb4_cric-cervix-384.py;
 CorLoc beside AP).
 ``--smoke`` checks that every row runs end to end at a tiny budget (the
 suite's ``smoke`` options: 2 iterations or 1 epoch, a few test fields, a
@@ -90,19 +90,21 @@ COLUMNS = [
     ('abn. recall @4 FP/img', 'point/abnormal/sens@4fppi', 100),
     ('abnormal AP (points)', 'point/abnormal/AP', 100),
 ]
-_SEMI = ('configs/semi_dual_align/{}faster-rcnn_r18_fpn_sgd-cpu_{}_'
+# {method prefix}, {batch: 1xb2 supervised, 1xb4 = 2 labeled + 2 unlabeled},
+# {labeled split}
+_SEMI = ('configs/semi_dual_align/{}faster-rcnn_r18-w32_fpn_sgd-600it_{}_{}_'
          'cric-cervix-512.py')
 _ROI = 'configs/roi_cls/{}_cric-roi-fields.py'
-_ROI_FULL = _ROI.format('global-local_r18-w32_att-blstm-vit_adamw-cpu')
+_ROI_FULL = _ROI.format('global-local_r18-w32_att-blstm-vit_adamw-20e_1xb4')
 _ROI_SMOKE_FEATS = '{suite_dir}/features'
-_PCN = 'configs/pcn_retinanet/pcn_resnet18-w32_gap_adam-cpu_cric-patches-64.py'
+_PCN = 'configs/pcn_retinanet/pcn_resnet18-w32_gap_adam-3e_1xb32_cric-patches-64.py'
 _PCN_CKPT = '{suite_dir}/pcn/epoch_3.pth'
-_PCN_FT = 'configs/pcn_retinanet/{}_ft-adam-cpu_cric-cervix-512.py'
+_PCN_FT = 'configs/pcn_retinanet/{}_ft-adam-2e_1xb4_cric-cervix-512.py'
 _PCN_OPTS = ['model.pcn_checkpoint=' + _PCN_CKPT]
 _PCN_TRAIN = ['tools/train.py', _PCN, '--work-dir', '{suite_dir}/pcn']
-_LD = 'configs/ld_wsccd/ld-wsccd_r18-w32_{}_adam-cpu_cric-cervix-384.py'
+_LD = 'configs/ld_wsccd/ld-wsccd_r18-w32_{}_adam-24e_1xb4_cric-cervix-384.py'
 _LD_TEACHER = ('configs/fgd/teachers/'
-               'retinanet_r18_fpn-128_adam-cpu_cric-cervix-384.py')
+               'retinanet_r18_fpn-128_adam-20e_1xb4_cric-cervix-384.py')
 _LD_TEACHER_CKPT = '{suite_dir}/teacher/epoch_20.pth'
 _LD_TEACHER_TRAIN = ['tools/train.py', _LD_TEACHER, '--work-dir',
                      '{suite_dir}/teacher', '--cfg-options',
@@ -138,12 +140,12 @@ SUITES = {
     # 25 and 50 % labeled fields, one unlabeled pool (split_semi.py seed 0)
     'semi-dual-align': dict(
         rows=[
-            ('supervised 25 %', _SEMI.format('', 'sup-25')),
-            ('dual alignment 25 %', _SEMI.format('dual-align_', 'semi-25')),
-            ('Mean Teacher 25 %', _SEMI.format('mean-teacher_', 'semi-25')),
-            ('supervised 50 %', _SEMI.format('', 'sup-50')),
-            ('dual alignment 50 %', _SEMI.format('dual-align_', 'semi-50')),
-            ('Mean Teacher 50 %', _SEMI.format('mean-teacher_', 'semi-50')),
+            ('supervised 25 %', _SEMI.format('', '1xb2', 'sup-25')),
+            ('dual alignment 25 %', _SEMI.format('dual-align_', '1xb4', 'semi-25')),
+            ('Mean Teacher 25 %', _SEMI.format('mean-teacher_', '1xb4', 'semi-25')),
+            ('supervised 50 %', _SEMI.format('', '1xb2', 'sup-50')),
+            ('dual alignment 50 %', _SEMI.format('dual-align_', '1xb4', 'semi-50')),
+            ('Mean Teacher 50 %', _SEMI.format('mean-teacher_', '1xb4', 'semi-50')),
         ],
         prepare=[
             dict(cmd=['tools/dataset_converters/split_semi.py',
@@ -167,13 +169,13 @@ SUITES = {
         rows=[
             ('global-local (full)', _ROI_FULL),
             ('Att-BLSTM + ViT, no L_cell',
-             _ROI.format('att-blstm-vit_r18-w32_adamw-cpu_no-cell-loss')),
-            ('Att-BLSTM', _ROI.format('att-blstm_r18-w32_adamw-cpu')),
+             _ROI.format('att-blstm-vit_r18-w32_adamw-20e_1xb4_no-cell-loss')),
+            ('Att-BLSTM', _ROI.format('att-blstm_r18-w32_adamw-20e_1xb4')),
             ('attention MIL (CLAM)',
-             _ROI.format('att-mil_r18-w32_adamw-cpu')),
-            ('LSTM', _ROI.format('lstm_r18-w32_adamw-cpu')),
-            ('GRU', _ROI.format('gru_r18-w32_adamw-cpu')),
-            ('RNN', _ROI.format('rnn_r18-w32_adamw-cpu')),
+             _ROI.format('att-mil_r18-w32_adamw-20e_1xb4')),
+            ('LSTM', _ROI.format('lstm_r18-w32_adamw-20e_1xb4')),
+            ('GRU', _ROI.format('gru_r18-w32_adamw-20e_1xb4')),
+            ('RNN', _ROI.format('rnn_r18-w32_adamw-20e_1xb4')),
         ],
         prepare=[
             dict(cmd=['tools/dataset_converters/cric_fields_to_roi_set.py',

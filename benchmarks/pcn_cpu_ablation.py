@@ -7,10 +7,10 @@ Usage:
 Runs the three stages with the shipped CPU configs, each with the tools users
 run (``tools/train.py``, ``tools/test.py``, the patch builder):
 
-1. stage 1: ``configs/retinanet/retinanet_r18_fpn_adam-cpu_...-512.py``;
+1. stage 1: ``configs/retinanet/retinanet_r18-w32_fpn_adam-20e_1xb4_...-512.py``;
 2. stage 2: patches (64 px) from the mosaic train/val/test splits, then
-   ``configs/pcn_retinanet/pcn_resnet18-w32_gap_adam-cpu_...-512.py``, tested on the
-   patch test split (accuracy, ROC-AUC);
+   ``configs/pcn_retinanet/pcn_resnet18-w32_gap_adam-12e_1xb32_...-512.py``,
+   tested on the patch test split (accuracy, ROC-AUC);
 3. stage 3: the four ablation rows from the same stage-1 checkpoint with the
    same number of iterations (baseline fine-tuning, +rank, +RCC, +both),
    each tested on the mosaic test split (COCO bbox AP).
@@ -31,19 +31,20 @@ import time
 
 ROOT = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 STAGE1 = ('configs/retinanet/'
-          'retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py')
+          'retinanet_r18-w32_fpn_adam-20e_1xb4_cervical-mosaic-bethesda-512.py')
 STAGE2 = ('configs/pcn_retinanet/'
-          'pcn_resnet18-w32_gap_adam-cpu_cervical-patches-bethesda-512.py')
+          'pcn_resnet18-w32_gap_adam-12e_1xb32_cervical-patches-bethesda-512.py')
 _DATA = 'cervical-mosaic-bethesda-512.py'
 ROWS = [
     ('RetinaNet (fine-tuned, no PCN)',
-     f'configs/pcn_retinanet/retinanet_r18_fpn_ft-adam-cpu_{_DATA}'),
+     f'configs/pcn_retinanet/retinanet_r18-w32_fpn_ft-adam-6e_1xb4_{_DATA}'),
     ('+ ranking loss',
-     f'configs/pcn_retinanet/pcn-retinanet_r18_fpn_rank_ft-adam-cpu_{_DATA}'),
+     f'configs/pcn_retinanet/pcn-retinanet_r18-w32_fpn_rank_ft-adam-6e_1xb4_{_DATA}'),
     ('+ RCC loss',
-     f'configs/pcn_retinanet/pcn-retinanet_r18_fpn_rcc_ft-adam-cpu_{_DATA}'),
+     f'configs/pcn_retinanet/pcn-retinanet_r18-w32_fpn_rcc_ft-adam-6e_1xb4_{_DATA}'),
     ('+ both (PCN distillation)',
-     f'configs/pcn_retinanet/pcn-retinanet_r18_fpn_rank-rcc_ft-adam-cpu_{_DATA}'),
+     'configs/pcn_retinanet/'
+     f'pcn-retinanet_r18-w32_fpn_rank-rcc_ft-adam-6e_1xb4_{_DATA}'),
 ]
 
 

@@ -21,7 +21,7 @@ Usage::
         --pcn-checkpoint PCN.pth [--split train] [--out stats.json]
 
 with CONFIG e.g. ``configs/pcn_retinanet/``
-``pcn-retinanet_r18-w32_fpn_rank-rcc_ft-adam-cpu_cric-cervix-512.py``.
+``pcn-retinanet_r18-w32_fpn_rank-rcc_ft-adam-2e_1xb4_cric-cervix-512.py``.
 """
 import argparse
 import json

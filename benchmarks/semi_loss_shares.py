@@ -8,7 +8,7 @@ proxy / memory-bank metric losses of the labeled proposals (``loss_pml``,
 
 Usage:
     python benchmarks/semi_loss_shares.py \\
-        work_dirs/evidence/semi-dual-align/dual-align_faster-rcnn_r18_fpn_sgd-cpu_semi-25_cric-cervix-512
+        work_dirs/evidence/semi-dual-align/dual-align_faster-rcnn_r18-w32_fpn_sgd-600it_1xb4_semi-25_cric-cervix-512
 """
 import argparse
 import glob

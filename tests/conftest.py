@@ -48,7 +48,7 @@ def shared_data() -> Path:
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_CONFIG = ROOT / 'configs' / 'retinanet' / \
-    'retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py'
+    'retinanet_r18-w32_fpn_adam-20e_1xb4_cervical-mosaic-bethesda-512.py'
 
 
 def free_port() -> int:

@@ -16,7 +16,8 @@ CONFIGS = sorted(p for p in (ROOT / 'configs').rglob('*.py')
 def test_configs_exist():
     names = {p.name for p in CONFIGS}
     assert 'retinanet_r50_fpn_adam-24e_cervical-mosaic-bethesda-1024.py' in names
-    assert 'retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py' in names
+    assert ('retinanet_r18-w32_fpn_adam-20e_1xb4_cervical-mosaic-bethesda-512'
+            '.py') in names
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.name)

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PCN_PAPER = ROOT / 'configs' / 'pcn_retinanet' / \
     'pcn_seresnext50-32x4d_gap_adam-30e_cervical-patches-bethesda-1024.py'
 PCN_CPU = ROOT / 'configs' / 'pcn_retinanet' / \
-    'pcn_resnet18-w32_gap_adam-cpu_cervical-patches-bethesda-512.py'
+    'pcn_resnet18-w32_gap_adam-12e_1xb32_cervical-patches-bethesda-512.py'
 STAGE3 = ROOT / 'configs' / 'pcn_retinanet' / \
     'pcn-retinanet_r50_fpn_rank-rcc_adam-12e_cervical-mosaic-bethesda-1024.py'
 

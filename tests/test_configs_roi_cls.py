@@ -13,7 +13,7 @@ CFG_DIR = ROOT / 'configs' / 'roi_cls'
 PAPER = CFG_DIR / \
     'global-local_r50_att-blstm-vit-b_sgd-90e_cervical-roi-1024.py'
 CPU = CFG_DIR / \
-    'global-local_r18-w32_att-blstm-vit_adamw-cpu_cervical-roi-512.py'
+    'global-local_r18-w32_att-blstm-vit_adamw-20e_1xb4_cervical-roi-512.py'
 
 
 def test_paper_config_hyper_parameters():

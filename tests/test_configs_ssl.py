@@ -20,8 +20,8 @@ from conftest import ROOT, run_tool
 
 SSL = ROOT / 'configs' / 'ssl'
 CONFIGS = sorted(p.name for p in SSL.glob('*.py'))
-CPU_R18 = SSL / 'dino_resnet18-w32_sgd-cpu_cervical-tiles.py'
-CPU_VIT = SSL / 'dino_vit-tiny-p16_adamw-cpu_cervical-tiles.py'
+CPU_R18 = SSL / 'dino_resnet18-w32_sgd-10e_1xb32_cervical-tiles.py'
+CPU_VIT = SSL / 'dino_vit-tiny-p16_adamw-30e_1xb32_cervical-tiles.py'
 
 
 def _build(model_cfg):
@@ -35,8 +35,8 @@ def _build(model_cfg):
 def test_expected_configs_exist():
     assert {'dino_resnet50_sgd-300e_cervical-tiles.py',
             'dino_vit-small-p16_adamw-300e_cervical-tiles.py',
-            'dino_resnet18-w32_sgd-cpu_cervical-tiles.py',
-            'dino_vit-tiny-p16_adamw-cpu_cervical-tiles.py'} <= set(CONFIGS)
+            'dino_resnet18-w32_sgd-10e_1xb32_cervical-tiles.py',
+            'dino_vit-tiny-p16_adamw-30e_1xb32_cervical-tiles.py'} <= set(CONFIGS)
 
 
 @pytest.mark.parametrize('name', CONFIGS)

@@ -8,7 +8,7 @@ from cervdet.testing import random_scoring_detector
 from conftest import CPU_CONFIG, ROOT
 
 HERLEV_CFG = ROOT / 'configs' / 'retinanet' / \
-    'retinanet_r18_fpn_adam-cpu_herlev-roi-512.py'
+    'retinanet_r18-w32_fpn_adam-12e_1xb4_herlev-roi-512.py'
 
 
 def test_strict_loading(tmp_path):

@@ -9,7 +9,8 @@ import torch
 from conftest import ROOT, free_port, run_tool
 
 CPU_CFG = ROOT / 'configs' / 'semi_dual_align' / \
-    'dual-align_faster-rcnn_r18_fpn_sgd-cpu_semi-25_cervical-mosaic-bethesda-512.py'
+    'dual-align_faster-rcnn_r18-w32_fpn_sgd-300it_1xb4_semi-25_' \
+    'cervical-mosaic-bethesda-512.py'
 
 DUMP_HOOK = '''
 import torch

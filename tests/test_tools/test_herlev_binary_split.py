@@ -14,7 +14,7 @@ from conftest import ROOT, run_tool
 
 TOOL = ROOT / 'tools' / 'dataset_converters' / 'herlev_binary_split.py'
 CONFIG = (ROOT / 'configs' / 'roi_cls' / 'cell_encoder' /
-          'cell-encoder_r18-w32_gap_adam-cpu_herlev-binary-64.py')
+          'cell-encoder_r18-w32_gap_adam-30e_1xb32_herlev-binary-64.py')
 
 
 def _read(path):
@@ -128,7 +128,7 @@ def test_config_reads_the_lists(split_dir, shared_data):
     ROI configs' cell encoder."""
     cfg = Config.fromfile(CONFIG)
     base = Config.fromfile(ROOT / 'configs' / 'roi_cls' / '_base_' /
-                           'cpu_roi_512.py')
+                           'cervical_roi_512.py')
     enc = dict(base.cpu_cell_encoder)
     enc.pop('init_cfg')
     backbone = dict(cfg.model.backbone)

@@ -11,7 +11,7 @@ from mmengine.fileio import load
 from conftest import ROOT, free_port, run_tool
 
 OICR_CPU = ROOT / 'configs' / 'oicr' / \
-    'oicr_r18-w32_adam-cpu_cervical-mosaic-bethesda-512.py'
+    'oicr_r18-w32_adam-24e_1xb4_cervical-mosaic-bethesda-512.py'
 
 
 @pytest.fixture(scope='module')

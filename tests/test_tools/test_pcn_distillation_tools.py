@@ -18,9 +18,9 @@ import torch
 from conftest import CPU_CONFIG, ROOT, free_port, run_tool, write_config
 
 PCN_CPU = ROOT / 'configs' / 'pcn_retinanet' / \
-    'pcn_resnet18-w32_gap_adam-cpu_cervical-patches-bethesda-512.py'
+    'pcn_resnet18-w32_gap_adam-12e_1xb32_cervical-patches-bethesda-512.py'
 STAGE3_CPU = ROOT / 'configs' / 'pcn_retinanet' / \
-    'pcn-retinanet_r18_fpn_rank-rcc_ft-adam-cpu_cervical-mosaic-bethesda-512.py'
+    'pcn-retinanet_r18-w32_fpn_rank-rcc_ft-adam-6e_1xb4_cervical-mosaic-bethesda-512.py'
 
 
 def _scalars(work):

@@ -15,9 +15,9 @@ from conftest import ROOT, free_port, run_tool
 
 CFG_DIR = ROOT / 'configs' / 'roi_cls'
 CPU_CFG = CFG_DIR / \
-    'global-local_r18-w32_att-blstm-vit_adamw-cpu_cervical-roi-512.py'
+    'global-local_r18-w32_att-blstm-vit_adamw-20e_1xb4_cervical-roi-512.py'
 E2E_CFG = CFG_DIR / \
-    'global-local_r18-w32-e2e_att-blstm-vit_adamw-cpu_cervical-roi-512.py'
+    'global-local_r18-w32-e2e_att-blstm-vit_adamw-20e_1xb4_cervical-roi-512.py'
 
 EXPECTED = {
     'global-local': ('AttBLSTM', True, True, True),

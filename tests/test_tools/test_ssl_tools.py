@@ -20,9 +20,9 @@ from conftest import ROOT, run_tool
 SSL_TOOLS = ROOT / 'tools' / 'ssl'
 R18_W32 = dict(depth=18, stem_channels=32, base_channels=32)
 RETINANET_R18 = ROOT / 'configs' / 'retinanet' / \
-    'retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py'
+    'retinanet_r18-w32_fpn_adam-20e_1xb4_cervical-mosaic-bethesda-512.py'
 PCN_R18 = ROOT / 'configs' / 'pcn_retinanet' / \
-    'pcn_resnet18-w32_gap_adam-cpu_cervical-patches-bethesda-512.py'
+    'pcn_resnet18-w32_gap_adam-12e_1xb32_cervical-patches-bethesda-512.py'
 
 
 # ----------------------------------------------------------------------------
@@ -377,7 +377,7 @@ def test_round_trip_from_dinopretrain_config_into_detector(tmp_path):
     """A real DINOPretrain state dict (CPU ResNet-18-w32 config) -> teacher
     backbone -> the CPU RetinaNet's backbone, strictly."""
     model, _, _ = conv.build_target(
-        str(SSL_CONFIGS / 'dino_resnet18-w32_sgd-cpu_cervical-tiles.py'))
+        str(SSL_CONFIGS / 'dino_resnet18-w32_sgd-10e_1xb32_cervical-tiles.py'))
     sd = model.state_dict()
     assert any(k.startswith('teacher.backbone.') for k in sd)
     torch.save(dict(state_dict=sd), tmp_path / 'dino.pth')

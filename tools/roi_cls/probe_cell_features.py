@@ -8,7 +8,7 @@ caches are those of the config's datasets, or of ``--feature-cache``, as
 written by ``tools/roi_cls/extract_cell_features.py``.
 
 Example (``CONFIG``: e.g. ``configs/roi_cls/global-local_r18-w32_att-blstm-
-vit_adamw-cpu_cervical-roi-512.py``)::
+vit_adamw-20e_1xb4_cervical-roi-512.py``)::
 
     python tools/roi_cls/probe_cell_features.py $CONFIG \\
         --feature-cache features/r18-w32-herlev_64/

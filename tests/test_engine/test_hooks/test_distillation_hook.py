@@ -13,11 +13,11 @@ from cervdet.engine.hooks import distill_schedule_weight, student_checkpoint
 from conftest import ROOT, free_port, run_tool, write_config
 
 FGD_CPU = ROOT / 'configs' / 'fgd' / \
-    'fgd_retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py'
+    'fgd_retinanet_r18-w32_fpn_adam-20e_1xb4_cervical-mosaic-bethesda-512.py'
 STUDENT_CPU = ROOT / 'configs' / 'retinanet' / \
-    'retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py'
+    'retinanet_r18-w32_fpn_adam-20e_1xb4_cervical-mosaic-bethesda-512.py'
 TEACHER_CPU = ROOT / 'configs' / 'fgd' / 'teachers' / \
-    'retinanet_r18_fpn-128_adam-cpu_cervical-mosaic-bethesda-512.py'
+    'retinanet_r18_fpn-128_adam-20e_1xb4_cervical-mosaic-bethesda-512.py'
 
 
 def test_schedule_weight_warmup_and_stop():

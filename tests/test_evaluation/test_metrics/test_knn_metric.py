@@ -281,7 +281,7 @@ def test_metric_reads_dinopretrain_predictions(mmpretrain_scope):
     from mmpretrain.registry import MODELS
     cfg = Config.fromfile(
         Path(__file__).resolve().parents[3] / 'configs' / 'ssl' /
-        'dino_resnet18-w32_sgd-cpu_cervical-tiles.py')
+        'dino_resnet18-w32_sgd-10e_1xb32_cervical-tiles.py')
     model = MODELS.build(cfg.model).eval()
     g = torch.Generator().manual_seed(0)
     inputs = torch.randn(8, 3, 32, 32, generator=g)

@@ -25,7 +25,7 @@ from conftest import ROOT, run_tool
 CFG_DIR = ROOT / 'configs' / 'semi_dual_align'
 DATA = 'cervical-mosaic-bethesda-512'
 CPU_CFG = CFG_DIR / \
-    f'dual-align_faster-rcnn_r18_fpn_sgd-cpu_semi-25_{DATA}.py'
+    f'dual-align_faster-rcnn_r18-w32_fpn_sgd-300it_1xb4_semi-25_{DATA}.py'
 EMA_CFG = CFG_DIR / \
     f'dual-align-ema-teacher_faster-rcnn_r101_fpn_sgd-120k_semi-25_{DATA}.py'
 UNSUP_KEYS = ('loss_pml_u', 'loss_pmb_u')

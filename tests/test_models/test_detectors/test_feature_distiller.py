@@ -15,9 +15,9 @@ from cervdet.models.detectors import extract_student_state_dict, parse_feature_s
 from conftest import ROOT
 
 STUDENT_CFG = ROOT / 'configs' / 'retinanet' / \
-    'retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py'
+    'retinanet_r18-w32_fpn_adam-20e_1xb4_cervical-mosaic-bethesda-512.py'
 TEACHER_CFG = ROOT / 'configs' / 'fgd' / 'teachers' / \
-    'retinanet_r18_fpn-128_adam-cpu_cervical-mosaic-bethesda-512.py'
+    'retinanet_r18_fpn-128_adam-20e_1xb4_cervical-mosaic-bethesda-512.py'
 SSD_CFG = ROOT / 'configs' / 'fgd' / 'students' / \
     'ssd512_vgg16_adam-120e_cervical-mosaic-bethesda-512.py'
 

@@ -41,10 +41,10 @@ TABLE4 = {
         'ld-wsccd_ssd512-vgg16_ssd-ldm-mil_adam-120e_cric-cervix-512.py',
         'LDWSCCD', True, True),
 }
-LD_CPU = LD / 'ld-wsccd_r18-w32_ssd-ldm-mil_adam-cpu_cric-cervix-384.py'
+LD_CPU = LD / 'ld-wsccd_r18-w32_ssd-ldm-mil_adam-24e_1xb4_cric-cervix-384.py'
 SSD_MIL = LD / TABLE4['SSD+MIL'][0]
 TEACHER_CPU = ROOT / 'configs' / 'fgd' / 'teachers' / \
-    'retinanet_r18_fpn-128_adam-cpu_cric-cervix-384.py'
+    'retinanet_r18_fpn-128_adam-20e_1xb4_cric-cervix-384.py'
 TEACHER_R50 = ROOT / 'configs' / 'fgd' / 'teachers' / \
     'retinanet_r50_fpn_adam-24e_cric-cervix-512.py'
 ABNORMAL = {'ASC-US': 0, 'ASC-H': 1, 'LSIL': 2, 'HSIL': 3, 'SCC': 4}
@@ -419,9 +419,9 @@ def test_table4_configs_build_and_give_their_losses(row, r50_teacher_ckpt):
 
 #: Table 4 row -> CPU config (the CPU full model's rows, one budget)
 TABLE4_CPU = {
-    'SSD': 'ld-wsccd_r18-w32_ssd_adam-cpu_cric-cervix-384.py',
-    'SSD+LDM': 'ld-wsccd_r18-w32_ssd-ldm_adam-cpu_cric-cervix-384.py',
-    'SSD+MIL': 'ld-wsccd_r18-w32_ssd-mil_adam-cpu_cric-cervix-384.py',
+    'SSD': 'ld-wsccd_r18-w32_ssd_adam-24e_1xb4_cric-cervix-384.py',
+    'SSD+LDM': 'ld-wsccd_r18-w32_ssd-ldm_adam-24e_1xb4_cric-cervix-384.py',
+    'SSD+MIL': 'ld-wsccd_r18-w32_ssd-mil_adam-24e_1xb4_cric-cervix-384.py',
     'LD-WSCCD': LD_CPU.name,
 }
 

@@ -16,9 +16,9 @@ from cervdet.models.layers import crop_patches, patch_regions
 
 ROOT = Path(__file__).resolve().parents[3]
 PCN_CFG = ROOT / 'configs' / 'pcn_retinanet' / \
-    'pcn-retinanet_r18_fpn_rank-rcc_ft-adam-cpu_cervical-mosaic-bethesda-512.py'
+    'pcn-retinanet_r18-w32_fpn_rank-rcc_ft-adam-6e_1xb4_cervical-mosaic-bethesda-512.py'
 PLAIN_CFG = ROOT / 'configs' / 'retinanet' / \
-    'retinanet_r18_fpn_adam-cpu_cervical-mosaic-bethesda-512.py'
+    'retinanet_r18-w32_fpn_adam-20e_1xb4_cervical-mosaic-bethesda-512.py'
 PATCH = 64
 
 
