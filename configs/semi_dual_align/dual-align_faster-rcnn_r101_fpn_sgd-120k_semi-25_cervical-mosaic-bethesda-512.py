@@ -24,7 +24,8 @@ _base_ = [
     'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
     '../_base_/datasets/semi_cervical_mosaic_bethesda_512.py',
     '../_base_/default_runtime.py',
-    '../_base_/schedules/sgd_120k_semi.py'
+    '../_base_/schedules/sgd_120k_semi.py',
+    './_base_/dual-align.py'
 ]
 detector = _base_.model
 detector.backbone.depth = 101
@@ -32,39 +33,15 @@ detector.backbone.init_cfg = dict(
     type='Pretrained', checkpoint='torchvision://resnet101')
 detector.roi_head.bbox_head.num_classes = 5
 
+# the model of ./_base_/dual-align.py (Eq. 2-8, Sec. 2.2-2.3) on this detector
 model = dict(
+    _base_.dual_align,
     _delete_=True,
-    type='DualAlignFasterRCNN',
     detector=detector,
     data_preprocessor=dict(
         type='MultiBranchDataPreprocessor',
-        data_preprocessor=detector.data_preprocessor),
-    pseudo_labeler='self',
-    feature_source='bbox_head',
-    metric_head=dict(
-        type='MetricProjectionHead', hidden_channels=1024, out_channels=128),
-    proxy_loss=dict(type='ProxyMetricLoss', denominator='exclude_true'),
-    prototype_loss=dict(
-        type='PrototypeAlignmentLoss',
-        margin=1.0,
-        normalize='num_classes',
-        with_batch_inter=True),
-    bank_size=1024,
-    labeled_source='gt+pos',
-    labeled_confidence='score',
-    with_proxy=True,
-    with_prototype=True,
-    semi_train_cfg=dict(
-        sup_weight=1.0,
-        unsup_weight=1.0,
-        score_thr=0.5,
-        rampup_iters=4000),
-    semi_test_cfg=dict(predict_on='student'))
-
-# proxies: SGD from lr 0.01 (Sec. 2.3) = 2 x the base lr 0.005
-optim_wrapper = dict(
-    paramwise_cfg=dict(
-        custom_keys={'proxy_loss.proxies': dict(lr_mult=2.0)}))
+        data_preprocessor=detector.data_preprocessor))
+optim_wrapper = dict(paramwise_cfg=_base_.dual_align_paramwise_cfg)
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=_base_.max_iters,
                  val_interval=4000)
 val_cfg = dict(type='ValLoop')

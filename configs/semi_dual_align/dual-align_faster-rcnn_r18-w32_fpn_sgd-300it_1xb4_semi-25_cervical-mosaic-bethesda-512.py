@@ -10,15 +10,11 @@ _base_ = [
     './_base_/faster-rcnn_r18-w32_fpn-64_sgd-300it.py'
 ]
 img_scale = (384, 384)
-model = dict(
-    detector=_base_.cpu_faster_rcnn,
-    metric_head=dict(hidden_channels=256, out_channels=64),
-    proxy_loss=dict(denominator='all'),
-    semi_train_cfg=dict(rampup_iters=100))
+model = dict(_base_.cpu_dual_align, detector=_base_.cpu_faster_rcnn)
 
 train_cfg = dict(max_iters=_base_.cpu_max_iters, val_interval=100)
 param_scheduler = _base_.cpu_param_scheduler
-optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
+optim_wrapper = _base_.cpu_optim_wrapper
 default_hooks = dict(
     logger=dict(interval=10), checkpoint=dict(interval=100))
 log_processor = dict(window_size=10)

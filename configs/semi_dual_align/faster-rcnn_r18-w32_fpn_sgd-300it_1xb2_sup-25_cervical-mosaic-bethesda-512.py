@@ -10,7 +10,7 @@ img_scale = (384, 384)
 model = _base_.cpu_faster_rcnn
 train_cfg = dict(max_iters=_base_.cpu_max_iters, val_interval=100)
 param_scheduler = _base_.cpu_param_scheduler
-optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
+optim_wrapper = _base_.cpu_optim_wrapper
 default_hooks = dict(
     logger=dict(interval=10), checkpoint=dict(interval=100))
 log_processor = dict(window_size=10)

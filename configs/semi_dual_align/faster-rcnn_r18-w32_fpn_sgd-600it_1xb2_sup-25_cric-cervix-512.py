@@ -1,46 +1,12 @@
 # Supervised baseline of the CPU semi-supervised comparison on the real CRIC
 # fields (issue 19; Chai et al. Table 1 "Faster R-CNN ... with the same
-# labeled data only", Sec. 3.2): the CPU half-width ResNet-18 Faster R-CNN of
-# ./faster-rcnn_r18-w32_fpn_sgd-300it_1xb2_sup-25_cervical-mosaic-bethesda-512.py on the
-# 25 % labeled fields of split_semi.py (19 of the 151 training fields,
-# seed 0), batch 2 (= the labeled half of the semi batch), the CRIC budget
-# of ./_base_/cric_fields.py. Not a paper setting (paper: ResNet-101
-# ImageNet, 1200 px patches, 120k iterations, batch 8; Sec. 2.3, 3.1):
-# a CPU size.
+# labeled data only", Sec. 3.2): the CPU half-width ResNet-18 Faster R-CNN
+# (./_base_/faster-rcnn_r18-w32_fpn-64.py) on the 25 % labeled fields of
+# split_semi.py (19 of the 151 training fields, seed 0), batch 2 (= the
+# labeled half of the semi batch), data and budget of ./_base_/cric_fields.py.
+# Not a paper setting (paper: ResNet-101 ImageNet, 1200 px patches, 120k
+# iterations, batch 8; Sec. 2.3, 3.1): a CPU size.
 _base_ = [
-    './faster-rcnn_r18-w32_fpn_sgd-300it_1xb2_sup-25_cervical-mosaic-bethesda-512.py',
-    './_base_/cric_fields.py'
+    './_base_/faster-rcnn_r18-w32_fpn-64.py', './_base_/cric_fields.py'
 ]
-labeled_percent = 25
-train_pipeline = [
-    dict(t, scale=_base_.cric_img_scale) if t['type'] == 'Resize' else t
-    for t in _base_.train_pipeline
-]
-test_pipeline = [
-    dict(t, scale=_base_.cric_img_scale) if t['type'] == 'Resize' else t
-    for t in _base_.test_pipeline
-]
-train_dataloader = dict(
-    num_workers=1,
-    dataset=dict(
-        data_root=_base_.cric_data_root,
-        ann_file=f'annotations/semi/train_labeled_{labeled_percent}.json',
-        data_prefix=_base_.cric_img_prefix,
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    dataset=dict(
-        data_root=_base_.cric_data_root,
-        ann_file='annotations/val.json',
-        data_prefix=_base_.cric_img_prefix,
-        pipeline=test_pipeline))
-test_dataloader = dict(
-    dataset=dict(
-        data_root=_base_.cric_data_root,
-        ann_file='annotations/test.json',
-        data_prefix=_base_.cric_img_prefix,
-        pipeline=test_pipeline))
-val_evaluator = _base_.cric_val_evaluator
-test_evaluator = _base_.cric_test_evaluator
-train_cfg = _base_.cric_train_cfg
-param_scheduler = _base_.cric_param_scheduler
-default_hooks = dict(checkpoint=_base_.cric_checkpoint)
+train_dataloader = dict(_base_.sup_train_dataloader, _delete_=True)
