@@ -62,12 +62,11 @@ def test_infer_roi_images_rows_and_files(assets, tmp_path):
         r = by_stem[img['file_name'][:-4]]
         assert r['roi_class'] in NAMES and 'error' not in r
         assert r['gt_roi_class'] == img['roi_label']
-        xywh = np.array([a['bbox'] for a in coco['annotations']
-                         if a['image_id'] == img['id']], np.float32)
-        np.testing.assert_allclose(
-            [c['bbox'] for c in r['cells']],
-            np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1),
-            atol=0.01)
+        expect = [[x, y, x + w, y + h] for x, y, w, h in (
+            a['bbox'] for a in coco['annotations']
+            if a['image_id'] == img['id'])]
+        np.testing.assert_allclose([c['bbox'] for c in r['cells']], expect,
+                                   atol=0.01)
         assert all('gt_cell_class' in c for c in r['cells'])
         assert 'vis_path' not in r
     for r in rows:  # one file per row, the same dict
