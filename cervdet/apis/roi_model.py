@@ -17,6 +17,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from cervdet.utils.checkpoint_files import strip_key_prefix
+
 
 def load_state(path: str) -> Tuple[dict, dict]:
     """``(state_dict, meta)`` of a checkpoint on the CPU (a ``module.``
@@ -142,13 +144,8 @@ def load_encoder_weights(model: torch.nn.Module, encoder_checkpoint: str,
         ValueError: When no key starts with ``prefix`` or none fits.
     """
     enc_state, _ = load_state(encoder_checkpoint)
-    if prefix:
-        enc_state = {k[len(prefix):]: v for k, v in enc_state.items()
-                     if k.startswith(prefix)}
-        if not enc_state:
-            raise ValueError(
-                f'{encoder_checkpoint}: no key starts with '
-                f'--encoder-checkpoint-prefix {prefix!r}')
+    enc_state = strip_key_prefix(enc_state, prefix, encoder_checkpoint,
+                                 '--encoder-checkpoint-prefix')
     enc_own = model.cell_encoder.state_dict()
     if not any(k in enc_own for k in enc_state):
         raise ValueError(

@@ -43,6 +43,8 @@ from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
 from mmpretrain.registry import DATASETS, MODELS
 from tqdm import tqdm
 
+from cervdet.utils.checkpoint_files import strip_key_prefix
+
 from .transforms import check_cache_boxes, crop_and_resize, expand_boxes
 
 SPLITS = ('train', 'val', 'test')
@@ -84,14 +86,8 @@ def build_encoder(cfg, checkpoint: Optional[str], prefix: str,
         ckpt = _load_checkpoint(checkpoint, map_location='cpu')
         state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) \
             else ckpt
-        if prefix:
-            state = {k[len(prefix):]: v for k, v in state.items()
-                     if k.startswith(prefix)}
-            if not state:
-                raise ValueError(
-                    f'{checkpoint}: no key starts with --checkpoint-prefix '
-                    f'{prefix!r}; keys look like '
-                    f'{list(ckpt.get("state_dict", ckpt))[:3]}')
+        state = strip_key_prefix(state, prefix, checkpoint,
+                                 '--checkpoint-prefix')
         load_state_dict(encoder, state, strict=False)
     else:
         ckpt_path = (init_cfg or {}).get('checkpoint', '') if isinstance(

@@ -8,6 +8,7 @@ from .checkpoint_files import (
 )
 from .constants import IMAGENET_MEAN, IMAGENET_STD, IMG_EXTS
 from .dist import init_dist_device_agnostic, shutdown_dist
+from .json_files import atomic_json
 from .senet_checkpoint import (
     SENET_URLS,
     convert_senet_state_dict,
@@ -23,5 +24,6 @@ __all__ = [
     'drop_edge_boxes', 'index_dets', 'merge_detections',
     'CheckpointMismatchError', 'ResumeError', 'checkpoint_problem',
     'find_resume_checkpoint', 'state_dict_mismatch', 'WorkDirLock',
-    'WorkDirLockedError', 'IMG_EXTS', 'IMAGENET_MEAN', 'IMAGENET_STD'
+    'WorkDirLockedError', 'IMG_EXTS', 'IMAGENET_MEAN', 'IMAGENET_STD',
+    'atomic_json'
 ]

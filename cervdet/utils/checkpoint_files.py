@@ -243,10 +243,31 @@ def checkpoint_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
     return {re.sub(r'^module\.', '', k): v for k, v in state.items()}
 
 
-__all__ = ['ResumeError', 'CheckpointMismatchError', 'checkpoint_problem',
-           'numbered_checkpoints', 'find_resume_checkpoint', 'set_aside',
-           'state_dict_mismatch', 'format_mismatch', 'load_mismatch',
-           'checkpoint_state_dict', 'CHECKPOINT_NAME']
+def strip_key_prefix(state: Dict[str, torch.Tensor], prefix: str,
+                     source: str, flag: str) -> Dict[str, torch.Tensor]:
+    """The weights under ``prefix`` (e.g. ``'backbone.'``), without it.
+
+    Args:
+        state (dict[str, Tensor]): A state dict.
+        prefix (str): Key prefix; ``''`` keeps ``state`` as it is.
+        source (str): Checkpoint named in the error.
+        flag (str): Command line flag of the prefix named in the error
+            (e.g. ``'--checkpoint-prefix'``).
+
+    Returns:
+        dict[str, Tensor]: ``{key without prefix: value}``.
+
+    Raises:
+        ValueError: When no key starts with ``prefix``.
+    """
+    if not prefix:
+        return state
+    out = {k[len(prefix):]: v for k, v in state.items()
+           if k.startswith(prefix)}
+    if not out:
+        raise ValueError(f'{source}: no key starts with {flag} {prefix!r}; '
+                         f'keys look like {list(state)[:3]}')
+    return out
 
 
 def check_checkpoint_fits(model: torch.nn.Module, filename: str,
@@ -278,4 +299,8 @@ def check_checkpoint_fits(model: torch.nn.Module, filename: str,
             'use that config (tools/train.py saved a copy in its work dir).')
 
 
-__all__ += ['check_checkpoint_fits']
+__all__ = ['ResumeError', 'CheckpointMismatchError', 'checkpoint_problem',
+           'numbered_checkpoints', 'find_resume_checkpoint', 'set_aside',
+           'state_dict_mismatch', 'format_mismatch', 'load_mismatch',
+           'checkpoint_state_dict', 'CHECKPOINT_NAME', 'strip_key_prefix',
+           'check_checkpoint_fits']

@@ -13,7 +13,8 @@ A per-ROI result is :class:`cervdet.apis.ROIInferencer`'s (``roi_class``,
 ``cell_class``...) plus ``stem``; an image that cannot be processed
 (missing, corrupt, not in ``--ann-file``) gets ``roi_class`` None and an
 ``error`` and the others go on. ``results.json`` is never overwritten without
-``--force-overwrite``.
+``--force-overwrite``. The loop over the ROIs is
+:func:`cervdet.apis.infer_roi_images`.
 
 Examples::
 
@@ -28,22 +29,17 @@ Examples::
         data/cervical-roi-512/annotations/test.json --out-dir OUT
 """
 import argparse
-import json
-import os
 import os.path as osp
 import platform
 import sys
 import time
-import traceback
-from collections import Counter
 from typing import Optional, Sequence
-
-from tqdm import tqdm
 
 # the checkout's cervdet, as tools/train.py
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
-from cervdet.utils.image_files import list_images, unique_stems  # noqa: E402
+from cervdet.utils.image_files import list_images  # noqa: E402
+from cervdet.utils.json_files import atomic_json  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -84,13 +80,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _write_json(path: str, obj) -> None:
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command line entry point."""
     args = parse_args(argv)
@@ -110,11 +99,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'error: {e}', file=sys.stderr)
         return 2
 
-    import cv2
-    import mmcv
-
-    from cervdet.apis import ROIInferencer, load_coco_boxes
-    from cervdet.visualization import draw_roi
+    from cervdet.apis import (
+        ROIInferencer,
+        infer_roi_images,
+        load_coco_boxes,
+        summarize_roi_results,
+    )
 
     boxes_of = load_coco_boxes(args.ann_file) if args.ann_file else None
     try:
@@ -130,58 +120,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    os.makedirs(osp.join(args.out_dir, 'rois'), exist_ok=True)
-    if not args.no_pictures:
-        os.makedirs(osp.join(args.out_dir, 'vis'), exist_ok=True)
 
-    results = []
     t0 = time.perf_counter()
-    stems = unique_stems(images)
-    input_root = args.input if osp.isdir(args.input) else \
-        osp.dirname(args.input)
-    for path, stem in tqdm(list(zip(images, stems)), unit='roi',
-                           desc='ROIs', disable=args.no_progress):
-        res = dict(img_path=path, stem=stem)
-        try:
-            img = mmcv.imread(path, channel_order='bgr')
-            if img is None:
-                raise ValueError('cannot read the image (corrupt or not an '
-                                 'image)')
-            boxes, gt = None, None
-            if boxes_of is not None:
-                rel = osp.relpath(path, input_root).replace(os.sep, '/')
-                gt = boxes_of.get(rel) or boxes_of.get(osp.basename(path))
-                if gt is None:
-                    raise ValueError(f'no entry in --ann-file {args.ann_file}'
-                                     f' for {osp.basename(path)}')
-                boxes = gt['boxes']
-            out = inferencer(img, boxes=boxes)
-            out['img_path'] = path
-            res.update(out)
-            if gt is not None:
-                res['gt_roi_class'] = gt.get('roi_label')
-                if len(gt['cell_classes']) == len(res['cells']):
-                    for c, name in zip(res['cells'], gt['cell_classes']):
-                        c['gt_cell_class'] = name
-            if not args.no_pictures:
-                pic = draw_roi(img, res, inferencer.classes,
-                               max_label_cells=args.max_label_cells)
-                vis = osp.join(args.out_dir, 'vis', f'{stem}.jpg')
-                if not cv2.imwrite(vis, pic):
-                    raise IOError(f'cannot write {vis}')
-                res['vis_path'] = vis
-        except Exception as e:  # report and go on with the other ROIs
-            res.update(roi_class=None, error=f'{type(e).__name__}: {e}')
-            if os.environ.get('CERVDET_DEBUG'):
-                traceback.print_exc()
-        _write_json(osp.join(args.out_dir, 'rois', f'{stem}.json'), res)
-        results.append(res)
+    results = infer_roi_images(
+        inferencer, images, args.out_dir,
+        input_root=args.input if osp.isdir(args.input) else
+        osp.dirname(args.input),
+        boxes_of=boxes_of, ann_file=args.ann_file,
+        pictures=not args.no_pictures, max_label_cells=args.max_label_cells,
+        progress=not args.no_progress)
     dt = max(time.perf_counter() - t0, 1e-9)
 
-    done = [r for r in results if r.get('roi_class') is not None]
-    errors = [r for r in results if r.get('error')]
-    counts = Counter(r['roi_class'] for r in done)
-    per_class = {c: counts.get(c, 0) for c in inferencer.classes}
+    summary = summarize_roi_results(results, inferencer.classes, dt)
     run = dict(
         tool='tools/roi_cls/infer_rois.py', argv=list(argv or sys.argv[1:]),
         roi_config=args.roi_config, roi_checkpoint=args.roi_checkpoint,
@@ -190,21 +140,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         encoder_checkpoint=args.encoder_checkpoint,
         attached_encoder=inferencer.attached_encoder,
         classes=inferencer.classes, cell_size=inferencer.cell_size,
-        device=args.device, host=platform.node(),
-        num_rois=len(results), num_classified=len(done),
-        num_errors=len(errors),
-        num_without_cells=len(results) - len(done) - len(errors),
-        class_counts=per_class, seconds=round(dt, 3),
-        rois_per_second=round(len(results) / dt, 3),
+        device=args.device, host=platform.node(), **summary,
         time=time.strftime('%Y-%m-%d %H:%M:%S'))
-    _write_json(results_path, dict(run=run, results=results))
-    counts_txt = ', '.join(f'{c} {n}' for c, n in per_class.items())
-    print(f'{len(results)} ROIs ({len(done)} classified, {len(errors)} '
-          f'errors, {run["num_without_cells"]} without cells): {counts_txt}; '
-          f'{len(results) / dt:.2f} ROIs/s -> {results_path}')
-    for r in errors[:10]:
+    atomic_json(results_path, dict(run=run, results=results), indent=1)
+    counts_txt = ', '.join(f'{c} {n}' for c, n in run['class_counts'].items())
+    print(f'{len(results)} ROIs ({run["num_classified"]} classified, '
+          f'{run["num_errors"]} errors, {run["num_without_cells"]} without '
+          f'cells): {counts_txt}; {len(results) / dt:.2f} ROIs/s -> '
+          f'{results_path}')
+    for r in [r for r in results if r.get('error')][:10]:
         print(f'  error: {r["img_path"]}: {r["error"]}', file=sys.stderr)
-    return 0 if done or not results else 1
+    return 0 if run['num_classified'] or not results else 1
 
 
 if __name__ == '__main__':

@@ -18,6 +18,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from cervdet.utils.json_files import atomic_json
 from cervdet.utils.slide_merge import concat_dets
 
 from .outputs import OUTPUT_FILES
@@ -30,14 +31,6 @@ def file_key(path: Optional[str]) -> Optional[str]:
         return path
     st = os.stat(path)
     return f'{osp.abspath(path)}:{st.st_size}:{int(st.st_mtime)}'
-
-
-def atomic_json(path: Path, obj: dict) -> None:
-    """Write ``obj`` as JSON through a temporary file renamed at the end."""
-    tmp = path.with_name(path.name + f'.tmp{os.getpid()}')
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
 
 
 def run_key(settings: dict, merge_cfg: dict, config_path: Optional[str],

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from typing import Dict, Tuple
 
+from cervdet.datasets.build_settings import apply_overrides, check_common_settings
 from cervdet.datasets.classes import (
     BETHESDA6_CLASSES,
     CELL_TO_ROI_CLASS,
@@ -156,33 +157,18 @@ def make_config(preset: str = 'cpu', **overrides) -> ROISetConfig:
     if factor != 1.0:  # preset crop scales are for 100 px crops
         values['crop_scale'] = tuple(
             round(v * factor, 3) for v in values['crop_scale'])
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    for key in ('cells_per_roi', 'abnormal_fraction', 'split_ratios',
-                'crop_scale'):
-        if key in values:
-            values[key] = tuple(values[key])
-    cfg = ROISetConfig(**values)
-    lo, hi = cfg.cells_per_roi
-    if not 1 <= lo <= hi:
-        raise ValueError(f'--cells-per-roi needs 1 <= MIN <= MAX, got {lo} {hi}')
+    cfg = ROISetConfig(**apply_overrides(
+        values, overrides,
+        ('cells_per_roi', 'abnormal_fraction', 'split_ratios', 'crop_scale')))
     flo, fhi = cfg.abnormal_fraction
     if not 0.0 <= flo <= fhi <= 1.0:
         raise ValueError('--abnormal-fraction needs 0 <= LO <= HI <= 1, got '
                          f'{flo} {fhi}')
     if not 0.0 <= cfg.low_grade_in_hsil <= 1.0:
         raise ValueError('--low-grade-in-hsil must be in [0, 1]')
-    if len(cfg.split_ratios) != 3 or min(cfg.split_ratios) <= 0:
-        raise ValueError('--split-ratios needs three positive numbers, e.g. '
-                         f'0.7 0.15 0.15; got {cfg.split_ratios}')
-    if not 0 < cfg.crop_scale[0] <= cfg.crop_scale[1]:
-        raise ValueError(f'--crop-scale needs 0 < LO <= HI, got {cfg.crop_scale}')
-    if cfg.background not in ('field', 'paper'):
-        raise ValueError(f'--background must be field or paper, got '
-                         f'{cfg.background!r}')
     if cfg.roi_size < 64:
         raise ValueError(f'--roi-size must be >= 64, got {cfg.roi_size}')
-    if min(cfg.num_train, cfg.num_val, cfg.num_test) < 0:
-        raise ValueError('--num-train/--num-val/--num-test must be >= 0')
+    check_common_settings(cfg, 'cells_per_roi')
     return cfg
 
 

@@ -2,6 +2,7 @@
 from dataclasses import dataclass
 from typing import Dict, Tuple
 
+from cervdet.datasets.build_settings import apply_overrides, check_common_settings
 from cervdet.datasets.classes import BETHESDA_CLASSES, NORMAL_CLASS, TCT11_CLASSES
 
 #: Defaults per ``--preset``; every key can be overridden on the command line.
@@ -97,11 +98,8 @@ def make_config(source: str = 'bethesda', preset: str = '512',
     if preset not in PRESETS:
         raise ValueError(f'unknown preset {preset!r}; choose from {list(PRESETS)}')
     values = dict(PRESETS[preset], source=source, preset=preset)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    for key in ('cells_per_image', 'split_ratios', 'crop_scale'):
-        if key in values:
-            values[key] = tuple(values[key])
-    cfg = MosaicConfig(**values)
+    cfg = MosaicConfig(**apply_overrides(
+        values, overrides, ('cells_per_image', 'split_ratios', 'crop_scale')))
     _validate_config(cfg)
     return cfg
 
@@ -110,26 +108,15 @@ def _validate_config(cfg: MosaicConfig) -> None:
     """Raise ``ValueError`` with a fix hint for inconsistent settings."""
     if cfg.source not in ('bethesda', 'tct11'):
         raise ValueError(f'--source must be bethesda or tct11, got {cfg.source!r}')
-    if cfg.background not in ('field', 'paper'):
-        raise ValueError(f'--background must be field or paper, got {cfg.background!r}')
-    lo, hi = cfg.cells_per_image
-    if not 1 <= lo <= hi:
-        raise ValueError(f'--cells-per-image needs 1 <= min <= max, got {lo} {hi}')
     if not 0.0 < cfg.abnormal_fraction <= 1.0:
         raise ValueError('--abnormal-fraction must be in (0, 1]')
     if not 0.0 <= cfg.negative_fraction <= 1.0:
         raise ValueError('--negative-fraction must be in [0, 1]')
-    if len(cfg.split_ratios) != 3 or min(cfg.split_ratios) <= 0:
-        raise ValueError('--split-ratios needs three positive numbers, '
-                         f'e.g. 0.7 0.15 0.15; got {cfg.split_ratios}')
-    if not 0 < cfg.crop_scale[0] <= cfg.crop_scale[1]:
-        raise ValueError(f'--crop-scale needs 0 < lo <= hi, got {cfg.crop_scale}')
     if not 8 <= cfg.min_cell_size <= cfg.max_cell_size <= cfg.img_size:
         raise ValueError('need 8 <= --min-cell-size <= --max-cell-size <= '
                          f'--img-size, got {cfg.min_cell_size}, '
                          f'{cfg.max_cell_size}, {cfg.img_size}')
-    if min(cfg.num_train, cfg.num_val, cfg.num_test) < 0:
-        raise ValueError('--num-train/--num-val/--num-test must be >= 0')
+    check_common_settings(cfg, 'cells_per_image')
 
 
 def class_names(cfg: MosaicConfig) -> Tuple[str, ...]:

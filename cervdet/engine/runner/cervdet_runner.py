@@ -5,7 +5,8 @@ import os
 import os.path as osp
 import time
 from collections import OrderedDict
-from typing import Dict, List, Optional, Union
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Union
 
 import torch.nn as nn
 from mmengine.device import get_device
@@ -287,23 +288,26 @@ class CervdetRunner(Runner):
             self.check_checkpoint_fits(self._load_from)
         return super().load_or_resume()
 
-    def test(self) -> dict:
-        """As the parent; ``load_from`` is loaded strictly unless the config
-        sets ``strict_load=False``."""
+    @contextmanager
+    def _evaluation(self) -> Iterator[None]:
+        """Mark a ``test()`` / ``val()`` run: :meth:`load_or_resume` then
+        loads ``load_from`` strictly unless the config sets
+        ``strict_load=False``."""
         self._evaluating = True
         try:
-            return super().test()
+            yield
         finally:
             self._evaluating = False
 
+    def test(self) -> dict:
+        """As the parent, in :meth:`_evaluation` (strict ``load_from``)."""
+        with self._evaluation():
+            return super().test()
+
     def val(self) -> dict:
-        """As the parent; ``load_from`` is loaded strictly unless the config
-        sets ``strict_load=False``."""
-        self._evaluating = True
-        try:
+        """As the parent, in :meth:`_evaluation` (strict ``load_from``)."""
+        with self._evaluation():
             return super().val()
-        finally:
-            self._evaluating = False
 
     def check_checkpoint_fits(self, filename: str) -> None:
         """Raise :class:`CheckpointMismatchError` unless ``filename`` fits

@@ -18,14 +18,7 @@ from mmdet.structures.bbox import bbox_overlaps
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
-
-def _numpy(x) -> np.ndarray:
-    """Tensor, ``BaseBoxes`` or array-like -> numpy array."""
-    if hasattr(x, 'tensor'):  # mmdet BaseBoxes
-        x = x.tensor
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
+from .array_utils import to_numpy
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -177,8 +170,8 @@ class CorLocMetric(BaseMetric):
                 "dict(type='LoadAnnotations', with_bbox=True) to the test "
                 "pipeline, or 'instances' to PackDetInputs' meta_keys "
                 '(cervdet.datasets.weak_coco.WEAK_TEST_META_KEYS)')
-        boxes = _numpy(gt['bboxes']).astype(np.float64).reshape(-1, 4)
-        labels = _numpy(gt['labels']).astype(np.int64).reshape(-1)
+        boxes = to_numpy(gt['bboxes']).astype(np.float64).reshape(-1, 4)
+        labels = to_numpy(gt['labels']).astype(np.int64).reshape(-1)
         if self.gt_frame == 'resized' and len(boxes):
             if sample.get('flip', False):
                 boxes = _unflip(boxes, sample['img_shape'],
@@ -207,8 +200,8 @@ class CorLocMetric(BaseMetric):
             pred = sample['pred_instances']
             gt_boxes, gt_labels = self._ground_truth(sample)
             classes, hits = corloc_hits(
-                _numpy(pred['bboxes']), _numpy(pred['scores']),
-                _numpy(pred['labels']), gt_boxes, gt_labels, self.iou_thr)
+                to_numpy(pred['bboxes']), to_numpy(pred['scores']),
+                to_numpy(pred['labels']), gt_boxes, gt_labels, self.iou_thr)
             self.results.append((classes, hits))
 
     def compute_metrics(self, results: List) -> Dict[str, float]:

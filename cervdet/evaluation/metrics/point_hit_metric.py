@@ -45,12 +45,13 @@ from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
 from terminaltables import AsciiTable
+
+from .array_utils import to_numpy
 
 #: Class names (case-insensitive) that are *normal*; every other class is
 #: abnormal (the CRIC COCO contract: abnormal = not ``NILM`` / ``normal``).
@@ -69,15 +70,6 @@ OUTCOMES: Dict[int, str] = {
                'group',
     UNMARKED: 'covers no marked cell',
 }
-
-
-def _numpy(x) -> np.ndarray:
-    """Tensor, ``BaseBoxes`` or array-like -> numpy array."""
-    if hasattr(x, 'tensor'):  # mmdet BaseBoxes
-        x = x.tensor
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def point_cover(boxes: np.ndarray, points: np.ndarray, match: str = 'inside',
@@ -571,9 +563,9 @@ class PointHitMetric(BaseMetric):
                     'give the metric the ann_file of the evaluated dataset')
             self._check_frame(sample, gt)
             pred = sample['pred_instances']
-            boxes = _numpy(pred['bboxes']).astype(np.float64).reshape(-1, 4)
-            scores = _numpy(pred['scores']).astype(np.float64).reshape(-1)
-            labels = _numpy(pred['labels']).astype(np.int64).reshape(-1)
+            boxes = to_numpy(pred['bboxes']).astype(np.float64).reshape(-1, 4)
+            scores = to_numpy(pred['scores']).astype(np.float64).reshape(-1)
+            labels = to_numpy(pred['labels']).astype(np.int64).reshape(-1)
             if labels.size and (labels.min() < 0 or
                                 labels.max() >= len(classes)):
                 raise ValueError(

@@ -46,12 +46,10 @@ Usage (a cached-feature config, CPU-sized)::
         num_classes=3, class_names=['NILM', 'LSIL', 'HSIL'],
         cell_branches=dict(ratio=0.1, rule='shi', loss_weight=0.25))
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from mmengine.model import BaseModel
-from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor
@@ -62,14 +60,8 @@ from ..layers.cell_pseudo_labels import (
     cell_pseudo_targets,
 )
 from ..utils import pool_backbone_output
-
-
-def _build(cfg: Union[dict, nn.Module]) -> nn.Module:
-    """Build from mmpretrain's MODELS whatever the current default scope."""
-    if isinstance(cfg, nn.Module):
-        return cfg
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        return MODELS.build(cfg)
+from .base_bag_classifier import BaseBagClassifier
+from .base_bag_classifier import build_mmpretrain_module as _build
 
 
 def scatter_valid(values: Tensor, mask: Tensor) -> Tensor:
@@ -89,7 +81,7 @@ def scatter_valid(values: Tensor, mask: Tensor) -> Tensor:
 
 
 @MODELS.register_module()
-class GlobalLocalROIClassifier(BaseModel):
+class GlobalLocalROIClassifier(BaseBagClassifier):
     """ROI classifier from cell bags with global, local and cell branches.
 
     Args:
@@ -335,20 +327,9 @@ class GlobalLocalROIClassifier(BaseModel):
         return torch.cat([s.gt_label.view(-1)[:1] for s in data_samples
                           ]).long().to(device)
 
-    def forward(self,
-                inputs: dict,
-                data_samples: Optional[List[DataSample]] = None,
-                mode: str = 'tensor'):
-        """``'tensor'`` -> logits Tensor[B, C]; ``'loss'`` -> dict of
-        losses; ``'predict'`` -> list of ``DataSample``."""
-        if mode == 'tensor':
-            return self._forward_all(inputs)['logits']
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        raise RuntimeError(f'Invalid mode "{mode}"; use tensor, loss or '
-                           'predict')
+    def _forward_tensor(self, inputs: dict) -> Tensor:
+        """``mode='tensor'``: the ROI logits Tensor[B, C]."""
+        return self._forward_all(inputs)['logits']
 
     def loss(self, inputs: dict,
              data_samples: List[DataSample]) -> Dict[str, Tensor]:

@@ -28,28 +28,20 @@ Usage (config)::
                         hidden=128, num_classes=1),
         classes=('negative', 'positive'))
 """
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.model import BaseModel
-from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor
 
 from ..slide_aggregators.topk_cells import topk_cells
+from .base_bag_classifier import BaseBagClassifier
+from .base_bag_classifier import build_mmpretrain_module as _build
 from .slide_bag_data_preprocessor import SlideBagDataPreprocessor  # noqa
 from .slide_bag_data_preprocessor import pad_slide_bags
-
-
-def _build(cfg: Union[dict, nn.Module]) -> nn.Module:
-    """Build from mmpretrain's MODELS whatever the current default scope."""
-    if isinstance(cfg, nn.Module):
-        return cfg
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        return MODELS.build(cfg)
 
 
 def _build_preprocessor(cfg) -> nn.Module:
@@ -65,7 +57,7 @@ def _build_preprocessor(cfg) -> nn.Module:
 
 
 @MODELS.register_module()
-class SlideMILClassifier(BaseModel):
+class SlideMILClassifier(BaseBagClassifier):
     """Slide classifier over the top-k cells of a slide.
 
     Args:
@@ -139,20 +131,10 @@ class SlideMILClassifier(BaseModel):
         return self.aggregator(inputs['scores'], inputs['mask'],
                                inputs.get('feats'), return_attention=True)
 
-    def forward(self,
-                inputs: dict,
-                data_samples: Optional[List[DataSample]] = None,
-                mode: str = 'tensor'):
-        """``'tensor'`` -> logits (or scores); ``'loss'`` -> dict;
-        ``'predict'`` -> list of ``DataSample``."""
-        if mode == 'tensor':
-            return self._aggregate(inputs)[0]
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        raise RuntimeError(f'Invalid mode "{mode}"; use tensor, loss or '
-                           'predict')
+    def _forward_tensor(self, inputs: dict) -> Tensor:
+        """``mode='tensor'``: logits Tensor[B] / Tensor[B, G] (learned) or
+        slide scores Tensor[B] (score aggregators)."""
+        return self._aggregate(inputs)[0]
 
     def _targets(self, data_samples: List[DataSample], device) -> Tensor:
         if not data_samples:

@@ -1,4 +1,5 @@
 from .att_blstm import AttBLSTM, masked_softmax, run_packed_rnn
+from .base_cell_pooling import BaseCellPooling, check_bag_inputs
 from .cell_pseudo_labels import cell_branch_loss, cell_pseudo_targets, select_top_least
 from .cell_vit import CellViT
 from .gated_attention_mil import GatedAttentionMIL
@@ -37,5 +38,5 @@ __all__ = [
     'class_prototypes', 'soft_class_prototypes', 'AttBLSTM', 'masked_softmax',
     'run_packed_rnn', 'cell_branch_loss', 'cell_pseudo_targets',
     'select_top_least', 'CellViT', 'GatedAttentionMIL', 'RNNAggregator',
-    'ROICrossAttention'
+    'ROICrossAttention', 'BaseCellPooling', 'check_bag_inputs'
 ]

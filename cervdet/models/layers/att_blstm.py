@@ -28,7 +28,7 @@ Usage::
     >>> mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]).bool()
     >>> h_roi, att = m(feats, mask)   # [2, 1024], [2, 5]; att[0, 3:] == 0
 """
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Type
 
 import torch
 import torch.nn as nn
@@ -36,28 +36,7 @@ from mmpretrain.registry import MODELS
 from torch import Tensor
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-
-def check_bag_inputs(feats: Tensor, mask: Tensor, name: str = 'feats'):
-    """Raise a clear ``ValueError`` for malformed bag inputs.
-
-    Args:
-        feats (Tensor[B, N, C]): Padded cell features.
-        mask (Tensor[B, N]): ``True`` for valid cells.
-        name (str): Name of ``feats`` in the error message.
-    """
-    if feats.dim() != 3:
-        raise ValueError(f'{name} must be Tensor[B, N, C]; got shape '
-                         f'{tuple(feats.shape)}')
-    if mask.shape != feats.shape[:2]:
-        raise ValueError(f'mask must be Tensor[B, N] = '
-                         f'{tuple(feats.shape[:2])} like {name}; got shape '
-                         f'{tuple(mask.shape)}')
-    if feats.shape[0] and not bool(mask.any(dim=1).all()):
-        empty = torch.nonzero(~mask.any(dim=1)).flatten().tolist()
-        raise ValueError(
-            f'ROIs {empty} of the batch have no valid cell (mask all False): '
-            'every ROI needs at least one cell; drop empty ROIs in the '
-            "dataset (option empty_roi='skip')")
+from .base_cell_pooling import BaseCellPooling, check_bag_inputs
 
 
 def masked_softmax(logits: Tensor, mask: Tensor, dim: int = -1) -> Tensor:
@@ -149,8 +128,28 @@ def make_input_proj(in_channels: int, proj_channels: Optional[int],
         nn.Dropout(dropout)), proj_channels
 
 
+def make_rnn(rnn_type: Type[nn.RNNBase], in_channels: int, hidden_size: int,
+             num_layers: int, bidirectional: bool,
+             dropout: float) -> nn.RNNBase:
+    """A ``batch_first`` ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` for
+    :func:`run_packed_rnn`, with ``dropout`` between stacked layers only
+    (none for one layer, where torch would warn).
+
+    Returns:
+        nn.RNNBase: ``rnn_type(in_channels, hidden_size, ...)``; its outputs
+        have ``hidden_size * (2 if bidirectional else 1)`` channels.
+    """
+    return rnn_type(
+        in_channels,
+        hidden_size,
+        num_layers=num_layers,
+        batch_first=True,
+        bidirectional=bidirectional,
+        dropout=dropout if num_layers > 1 else 0.)
+
+
 @MODELS.register_module()
-class AttBLSTM(nn.Module):
+class AttBLSTM(BaseCellPooling):
     """Attention-based bidirectional LSTM over the cells of an ROI.
 
     Args:
@@ -198,34 +197,16 @@ class AttBLSTM(nn.Module):
             from .peephole_lstm import PeepholeBiLSTM
             self.lstm = PeepholeBiLSTM(rnn_in, self.hidden_size)
         else:
-            self.lstm = nn.LSTM(
-                rnn_in,
-                self.hidden_size,
-                num_layers=num_layers,
-                batch_first=True,
-                bidirectional=True,
-                dropout=dropout if num_layers > 1 else 0.)
+            self.lstm = make_rnn(nn.LSTM, rnn_in, self.hidden_size,
+                                 num_layers, True, dropout)
         self.out_channels = 2 * self.hidden_size
         # attention vector w (Zhou et al. 2016, Eq. 10)
         self.w = nn.Parameter(
             torch.randn(self.out_channels) / self.out_channels**0.5)
 
-    def forward(self, feats: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
-        """Pool the cells of every ROI.
-
-        Args:
-            feats (Tensor[B, N, C]): Padded cell features (any values on
-                padding).
-            mask (Tensor[B, N]): bool, ``True`` for valid cells; at least
-                one per ROI.
-
-        Returns:
-            tuple: ``h_roi`` Tensor[B, 2*hidden] and ``attention``
-            Tensor[B, N] (sums to 1 over the valid cells, exactly 0 on
-            padding).
-        """
-        check_bag_inputs(feats, mask)
-        mask = mask.bool()
+    def pool(self, feats: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
+        """``h_roi`` Tensor[B, 2*hidden] and ``attention`` Tensor[B, N]
+        (sums to 1 over the valid cells, exactly 0 on padding)."""
         x = self.proj(feats)
         if self.peephole:
             H = self.lstm(x, mask)  # Eq. (1) with peepholes, [B, N, 2h]
@@ -244,5 +225,5 @@ class AttBLSTM(nn.Module):
 
 __all__ = [
     'AttBLSTM', 'masked_softmax', 'compact_valid_first', 'run_packed_rnn',
-    'check_bag_inputs', 'make_input_proj'
+    'check_bag_inputs', 'make_input_proj', 'make_rnn'
 ]

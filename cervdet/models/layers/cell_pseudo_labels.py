@@ -59,6 +59,8 @@ from torch import Tensor
 
 from cervdet.datasets.classes import ROI_CLASSES
 
+from ..utils.shape_checks import check_same_2d
+
 RULES = ('shi', 'bethesda_onehot', 'clam')
 #: Rule names of earlier cervdet versions -> what to write now.
 RENAMED_RULES = {'bethesda': 'bethesda_onehot'}
@@ -125,9 +127,7 @@ def select_top_least(scores: Tensor, mask: Tensor,
         holds the cell and ``least`` is empty; ROIs without a valid cell
         select nothing.
     """
-    if scores.shape != mask.shape or scores.dim() != 2:
-        raise ValueError('scores and mask must both be Tensor[B, N]; got '
-                         f'{tuple(scores.shape)} and {tuple(mask.shape)}')
+    check_same_2d(scores, mask, 'scores and mask', 'B, N')
     if not 0 < ratio <= 1:
         raise ValueError(f'ratio must be in (0, 1]; got {ratio}')
     mask = mask.bool()

@@ -28,11 +28,12 @@ import torch.nn as nn
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from .att_blstm import check_bag_inputs, masked_softmax
+from .att_blstm import masked_softmax
+from .base_cell_pooling import BaseCellPooling
 
 
 @MODELS.register_module()
-class GatedAttentionMIL(nn.Module):
+class GatedAttentionMIL(BaseCellPooling):
     """CLAM-SB-style gated attention pooling over the cells of an ROI.
 
     Args:
@@ -72,20 +73,9 @@ class GatedAttentionMIL(nn.Module):
             nn.Dropout(dropout)) if self.gated else None
         self.attn_w = nn.Linear(attn_channels, 1)
 
-    def forward(self, feats: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
-        """Pool the cells of every ROI.
-
-        Args:
-            feats (Tensor[B, N, C]): Padded cell features.
-            mask (Tensor[B, N]): bool, ``True`` for valid cells (>= 1 per
-                ROI).
-
-        Returns:
-            tuple: ``h`` Tensor[B, hidden_channels] and ``attention``
-            Tensor[B, N] (sums to 1 over valid cells, 0 on padding).
-        """
-        check_bag_inputs(feats, mask)
-        mask = mask.bool()
+    def pool(self, feats: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
+        """``h`` Tensor[B, hidden_channels] and ``attention`` Tensor[B, N]
+        (sums to 1 over valid cells, 0 on padding)."""
         # padding may hold garbage (inf / nan): zero it before any layer
         feats = feats.masked_fill(~mask[..., None], 0.)
         h = self.embed(feats)  # [B, N, L]

@@ -24,14 +24,15 @@ import torch.nn as nn
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from .att_blstm import check_bag_inputs, make_input_proj, run_packed_rnn
+from .att_blstm import make_input_proj, make_rnn, run_packed_rnn
+from .base_cell_pooling import BaseCellPooling
 
 CELLS = {'lstm': nn.LSTM, 'gru': nn.GRU, 'rnn': nn.RNN}
 POOLINGS = ('last', 'mean')
 
 
 @MODELS.register_module()
-class RNNAggregator(nn.Module):
+class RNNAggregator(BaseCellPooling):
     """LSTM / GRU pooling of a bag of cells, without attention.
 
     Args:
@@ -80,28 +81,12 @@ class RNNAggregator(nn.Module):
         self.num_directions = 2 if bidirectional else 1
         self.proj, rnn_in = make_input_proj(self.in_channels, proj_channels,
                                             dropout)
-        self.rnn = CELLS[cell](
-            rnn_in,
-            self.hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            bidirectional=bidirectional,
-            dropout=dropout if num_layers > 1 else 0.)
+        self.rnn = make_rnn(CELLS[cell], rnn_in, self.hidden_size,
+                            num_layers, bidirectional, dropout)
         self.out_channels = self.hidden_size * self.num_directions
 
-    def forward(self, feats: Tensor, mask: Tensor) -> Tuple[Tensor, None]:
-        """Pool the cells of every ROI.
-
-        Args:
-            feats (Tensor[B, N, C]): Padded cell features.
-            mask (Tensor[B, N]): bool, ``True`` for valid cells (>= 1 per
-                ROI).
-
-        Returns:
-            tuple: ``h`` Tensor[B, out_channels] and None.
-        """
-        check_bag_inputs(feats, mask)
-        mask = mask.bool()
+    def pool(self, feats: Tensor, mask: Tensor) -> Tuple[Tensor, None]:
+        """``h`` Tensor[B, out_channels] and None."""
         outputs, h_n = run_packed_rnn(self.rnn, self.proj(feats), mask)
         if self.pooling == 'mean':
             n = mask.sum(dim=1, keepdim=True).to(outputs.dtype)

@@ -29,7 +29,8 @@ import torch.nn as nn
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from .att_blstm import check_bag_inputs, masked_softmax
+from .att_blstm import masked_softmax
+from .base_cell_pooling import check_bag_inputs
 
 
 @MODELS.register_module()

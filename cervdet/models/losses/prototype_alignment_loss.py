@@ -34,6 +34,7 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from ..utils.shape_checks import check_same_2d
 from .proxy_metric_loss import euclidean_distance
 
 NORMALIZES = ('num_classes', 'valid')
@@ -42,9 +43,7 @@ NORMALIZES = ('num_classes', 'valid')
 def _check_protos(a: Tensor, a_present: Tensor, b: Tensor,
                   b_present: Tensor) -> None:
     """Shapes of two prototype sets and their presence masks."""
-    if a.dim() != 2 or a.shape != b.shape:
-        raise ValueError('prototype sets must both be Tensor[C, D]; got '
-                         f'{tuple(a.shape)} and {tuple(b.shape)}')
+    check_same_2d(a, b, 'prototype sets', 'C, D')
     num = a.shape[0]
     if a_present.shape != (num, ) or b_present.shape != (num, ):
         raise ValueError(f'presence masks must be Tensor[{num}] bool; got '
@@ -186,10 +185,7 @@ def prototype_alignment_loss(protos: Tensor,
         Tensor: Scalar loss; 0 attached to the graph of ``protos`` when no
         term is valid, never NaN.
     """
-    if protos.shape != bank_means.shape or protos.dim() != 2:
-        raise ValueError('protos and bank_means must both be Tensor[C, D]; '
-                         f'got {tuple(protos.shape)} and '
-                         f'{tuple(bank_means.shape)}')
+    check_same_2d(protos, bank_means, 'protos and bank_means', 'C, D')
     terms = prototype_alignment_terms(protos, present, bank_means,
                                       bank_present, margin, normalize,
                                       with_batch_inter)

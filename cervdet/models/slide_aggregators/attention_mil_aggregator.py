@@ -25,7 +25,7 @@ Usage::
     >>> logit, att = agg(scores, mask, feats, return_attention=True)
     >>> prob = agg.predict_proba(scores, mask, feats)   # sigmoid, Tensor[B]
 """
-from typing import Optional, Tuple, Union
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -34,7 +34,7 @@ from torch import Tensor
 
 from ..layers.gated_attention_mil import GatedAttentionMIL
 from .base_slide_aggregator import BaseSlideAggregator
-from .topk_cells import check_slide_bag, topk_cells
+from .topk_cells import topk_cells
 
 
 @MODELS.register_module()
@@ -118,29 +118,11 @@ class AttentionMILAggregator(BaseSlideAggregator):
             z = torch.cat([z, scores.float()[..., None]], dim=2)
         return z
 
-    def forward(self,
-                scores: Tensor,
-                mask: Tensor,
-                feats: Optional[Tensor] = None,
-                return_attention: bool = False
-                ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
-        """Slide logits.
-
-        Args:
-            scores (Tensor[B, K]): Cell scores (any order).
-            mask (Tensor[B, K]): bool, True for valid cells (rows may be all
-                False).
-            feats (Tensor[B, K, C], optional): Cell features.
-            return_attention (bool): Also return the attention.
-
-        Returns:
-            Tensor[B] (``num_classes=1``) or Tensor[B, G] logits, and with
-            ``return_attention`` the attention Tensor[B, K] (sums to 1 over
-            the pooled valid cells, 0 on padding, on cells outside the
-            top-k and on empty bags).
-        """
-        check_slide_bag(scores, mask, feats)
-        mask = mask.bool()
+    def aggregate(self, scores: Tensor, mask: Tensor, feats: Optional[Tensor],
+                  return_attention: bool) -> Tuple[Tensor, Optional[Tensor]]:
+        """Slide logits Tensor[B] (``num_classes=1``) or Tensor[B, G] and
+        the attention Tensor[B, K] (sums to 1 over the pooled valid cells, 0
+        on padding, on cells outside the top-k and on empty bags)."""
         b, k = scores.shape
         z = self._inputs(scores, feats)
         sel = None
@@ -167,7 +149,7 @@ class AttentionMILAggregator(BaseSlideAggregator):
         if self.num_classes == 1:
             logits = logits.squeeze(1)
         if not return_attention:
-            return logits
+            return logits, None
         if sel is not None:
             full = att.new_zeros((b, k))
             att = full.scatter(1, sel, att)

@@ -39,8 +39,9 @@ Class attributes read by the callers:
 - ``num_classes`` (int): 1 (binary) or the number of grades ``G``.
 
 A new aggregator subclasses :class:`BaseSlideAggregator`, implements
-:meth:`forward`, sets the two attributes and registers in
-``mmpretrain.registry.MODELS`` (the folder's scope).
+:meth:`aggregate` (the bag is already checked by :meth:`forward`, which calls
+it), sets the two attributes and registers in ``mmpretrain.registry.MODELS``
+(the folder's scope).
 """
 from abc import ABCMeta, abstractmethod
 from typing import Optional, Tuple, Union
@@ -48,6 +49,8 @@ from typing import Optional, Tuple, Union
 import torch
 import torch.nn as nn
 from torch import Tensor
+
+from .topk_cells import check_slide_bag
 
 
 class BaseSlideAggregator(nn.Module, metaclass=ABCMeta):
@@ -64,23 +67,47 @@ class BaseSlideAggregator(nn.Module, metaclass=ABCMeta):
     is_learned: bool = False
     num_classes: int = 1
 
-    @abstractmethod
     def forward(self,
                 scores: Tensor,
                 mask: Tensor,
                 feats: Optional[Tensor] = None,
                 return_attention: bool = False
                 ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
-        """Aggregate padded bags.
+        """Aggregate padded bags: check them (:func:`check_slide_bag`), then
+        :meth:`aggregate`.
+
+        Args:
+            scores (Tensor[B, K]): Cell scores (any order).
+            mask (Tensor[B, K]): bool, True for valid cells (rows may be all
+                False).
+            feats (Tensor[B, K, C], optional): Cell features.
+            return_attention (bool): Also return the weight of every cell.
+
+        Returns:
+            Tensor[B] or Tensor[B, G] (and ``attention`` Tensor[B, K], 0 on
+            padding and on empty bags).
+        """
+        check_slide_bag(scores, mask, feats)
+        out, att = self.aggregate(scores, mask.bool(), feats,
+                                  return_attention)
+        return (out, att) if return_attention else out
+
+    @abstractmethod
+    def aggregate(self, scores: Tensor, mask: Tensor, feats: Optional[Tensor],
+                  return_attention: bool
+                  ) -> Tuple[Tensor, Optional[Tensor]]:
+        """The aggregator's own rule, on a checked bag.
 
         Args:
             scores (Tensor[B, K]): Cell scores (any order).
             mask (Tensor[B, K]): bool, True for valid cells.
             feats (Tensor[B, K, C], optional): Cell features.
-            return_attention (bool): Also return the weight of every cell.
+            return_attention (bool): Whether the attention is wanted (an
+                aggregator may skip computing it otherwise).
 
         Returns:
-            Tensor[B] or Tensor[B, G] (and ``attention`` Tensor[B, K]).
+            tuple: ``out`` Tensor[B] or Tensor[B, G] and ``attention``
+            Tensor[B, K] (may be None when ``return_attention`` is False).
         """
 
     def predict_proba(self, scores: Tensor, mask: Tensor,

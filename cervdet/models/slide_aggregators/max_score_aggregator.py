@@ -1,6 +1,6 @@
 """Slide score = the highest cell abnormality score (the usual detector-based
 screening rule: a slide is as suspicious as its worst cell)."""
-from typing import Optional, Tuple, Union
+from typing import Optional, Tuple
 
 import torch
 from mmpretrain.registry import MODELS
@@ -50,28 +50,14 @@ class MaxScoreAggregator(BaseSlideAggregator):
     is_learned = False
     num_classes = 1
 
-    def forward(self,
-                scores: Tensor,
-                mask: Tensor,
-                feats: Optional[Tensor] = None,
-                return_attention: bool = False
-                ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
-        """Aggregate padded bags.
-
-        Args:
-            scores (Tensor[B, K]): Cell scores (any order).
-            mask (Tensor[B, K]): bool, True for valid cells.
-            feats (Tensor[B, K, C], optional): Unused.
-            return_attention (bool): Also return the one-hot weight of the
-                winning cell (all 0 for empty bags).
-
-        Returns:
-            Tensor[B] (and ``attention`` Tensor[B, K]).
-        """
-        check_slide_bag(scores, mask, feats)
+    def aggregate(self, scores: Tensor, mask: Tensor, feats: Optional[Tensor],
+                  return_attention: bool) -> Tuple[Tensor, Optional[Tensor]]:
+        """``max`` Tensor[B] and, with ``return_attention``, the one-hot
+        weight Tensor[B, K] of the winning cell (all 0 for empty bags);
+        ``feats`` are unused."""
         best, arg = masked_max(scores, mask)
         if not return_attention:
-            return best
+            return best, None
         att = torch.zeros_like(scores, dtype=torch.float)
         if scores.shape[1]:
             att.scatter_(1, arg[:, None], 1.)

@@ -1,13 +1,13 @@
 """Slide score = mean of the ``k`` highest cell scores (more robust to one
 spurious detection than the maximum)."""
-from typing import Optional, Tuple, Union
+from typing import Optional, Tuple
 
 import torch
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
 from .base_slide_aggregator import BaseSlideAggregator
-from .topk_cells import check_slide_bag, topk_cells
+from .topk_cells import topk_cells
 
 
 def topk_mean(scores: Tensor, mask: Tensor, k: int = 10) -> Tensor:
@@ -51,28 +51,14 @@ class TopKMeanAggregator(BaseSlideAggregator):
             raise ValueError(f'TopKMeanAggregator: k must be >= 1; got {k}')
         self.k = int(k)
 
-    def forward(self,
-                scores: Tensor,
-                mask: Tensor,
-                feats: Optional[Tensor] = None,
-                return_attention: bool = False
-                ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
-        """Aggregate padded bags.
-
-        Args:
-            scores (Tensor[B, K]): Cell scores (any order).
-            mask (Tensor[B, K]): bool, True for valid cells.
-            feats (Tensor[B, K, C], optional): Unused.
-            return_attention (bool): Also return the averaging weights
-                (``1/n`` on the ``n <= k`` averaged cells, 0 elsewhere).
-
-        Returns:
-            Tensor[B] (and ``attention`` Tensor[B, K]).
-        """
-        check_slide_bag(scores, mask, feats)
-        out = topk_mean(scores, mask.bool(), self.k)
+    def aggregate(self, scores: Tensor, mask: Tensor, feats: Optional[Tensor],
+                  return_attention: bool) -> Tuple[Tensor, Optional[Tensor]]:
+        """Top-k means Tensor[B] and, with ``return_attention``, the
+        averaging weights Tensor[B, K] (``1/n`` on the ``n <= k`` averaged
+        cells, 0 elsewhere); ``feats`` are unused."""
+        out = topk_mean(scores, mask, self.k)
         if not return_attention:
-            return out
+            return out, None
         att = torch.zeros_like(scores, dtype=torch.float)
         if scores.shape[1]:
             _, index, valid = topk_cells(scores, self.k, mask)
