@@ -6,7 +6,8 @@
 _base_ = [
     '../_base_/models/retinanet_r50_fpn.py',
     '../_base_/datasets/cervical_mosaic_bethesda_512.py',
-    '../_base_/default_runtime.py'
+    '../_base_/default_runtime.py',
+    '../_base_/schedules/adam_20e_cosine.py'
 ]
 img_scale = (384, 384)
 model = dict(
@@ -33,22 +34,6 @@ train_dataloader = dict(
     batch_size=4, num_workers=2, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-max_epochs = 20
-train_cfg = dict(
-    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=5)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs,
-         eta_min_ratio=0.05)
-]
-# From scratch, Adam needs a larger step than the paper's fine-tuning 4e-5.
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='Adam', lr=1e-3, weight_decay=1e-4),
-    clip_grad=dict(max_norm=35, norm_type=2))
-auto_scale_lr = dict(enable=False, base_batch_size=4)
 default_hooks = dict(
     logger=dict(interval=10), checkpoint=dict(interval=5, max_keep_ckpts=2))
 log_processor = dict(window_size=10)
