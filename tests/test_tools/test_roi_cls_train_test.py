@@ -53,7 +53,7 @@ def test_roi_configs_build(path):
         assert model.global_branch.rnn.__class__.__name__ == 'RNN'
     if type(model.global_branch).__name__ == 'AttBLSTM':
         assert model.global_branch.peephole  # Eq. 1
-    if 'cpu' in path.stem:
+    if '_r18-w32' in path.stem:  # the CPU size (adamw-20e_1xb4)
         assert cfg.optim_wrapper.optimizer.type == 'AdamW'
         assert 'momentum' not in cfg.optim_wrapper.optimizer
     else:  # the paper's optimiser
