@@ -12,6 +12,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from cervdet.utils.json_files import atomic_json
+
 
 def input_warnings(dims, read_ds: float, plan, tile_size: int,
                    use_mask: bool) -> List[str]:
@@ -185,10 +187,7 @@ def write_summary(out_dir: str, rows: list, world: int,
                last_run=dict(slides=[r['path'] for r in rows],
                              failed=sum(r['status'] == 'failed'
                                         for r in rows)))
-    tmp = osp.join(out_dir, f'.summary.json.tmp{os.getpid()}')
-    with open(tmp, 'w') as f:
-        json.dump(out, f, indent=2)
-    os.replace(tmp, path)
+    atomic_json(path, out)
     return path
 
 

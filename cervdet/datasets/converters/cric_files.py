@@ -7,13 +7,13 @@ disk in the layout cervdet's CRIC configs read (the output half of
     OUT/splits.csv         field -> split
     OUT/report.txt         the converter's report
 """
-import json
 import os
 import shutil
 from pathlib import Path
 from typing import Dict, List
 
 from cervdet.datasets.cric import SPLITS, CricReport
+from cervdet.utils.json_files import atomic_json
 
 
 def existing_annotation_files(out_dir: Path) -> List[Path]:
@@ -56,9 +56,7 @@ def write_cric_coco(out_dir: Path, cocos: Dict[str, dict],
             else:
                 shutil.copy2(src, dst)
     for sp, coco in cocos.items():  # atomic: a reader never sees half a file
-        tmp = ann_dir / f'.{sp}.json.tmp'
-        tmp.write_text(json.dumps(coco))
-        os.replace(tmp, ann_dir / f'{sp}.json')
+        atomic_json(ann_dir / f'{sp}.json', coco, indent=None)
     split_of = {img['file_name']: sp for sp, c in cocos.items()
                 for img in c['images']}
     (out / 'splits.csv').write_text('file_name,split\n' + ''.join(
